@@ -1,0 +1,1 @@
+//! The explicit registry of connectors compiled into Sluice.

@@ -1,0 +1,1 @@
+//! Validated domain rules of flows, profiles and schedules; connector capabilities.

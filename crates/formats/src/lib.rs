@@ -1,0 +1,1 @@
+//! CSV, JSON Lines and Parquet readers and writers for Arrow record batches.

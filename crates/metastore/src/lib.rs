@@ -1,0 +1,1 @@
+//! Metadata store: flows, profiles, runs, tags, idempotency tokens; SQLite today, Postgres-ready trait.

@@ -1,0 +1,1 @@
+//! One flow run: source -> tasks -> destination, with bounded memory, cancellation and counters.

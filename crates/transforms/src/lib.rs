@@ -1,0 +1,1 @@
+//! AppFlow tasks (Filter, Map, Mask, ...) compiled into a plan and applied to Arrow batches.
