@@ -12,7 +12,11 @@ pub struct Timestamp(pub DateTime<Utc>);
 impl Timestamp {
     /// Builds a timestamp from epoch milliseconds.
     pub fn from_millis(millis: i64) -> Self {
-        Self(Utc.timestamp_millis_opt(millis).single().unwrap_or_default())
+        Self(
+            Utc.timestamp_millis_opt(millis)
+                .single()
+                .unwrap_or_default(),
+        )
     }
 
     /// Epoch milliseconds.
