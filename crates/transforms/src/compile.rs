@@ -656,13 +656,30 @@ impl Builder {
             }
         }
 
+        // A flow with a projection but no mapping task at all would deliver rows without columns.
+        // Users who write only a projection expect the projected fields, so they pass through as is.
+        let mut outputs = self.outputs;
+        if outputs.is_empty() && self.map_all.is_none() {
+            outputs = self
+                .projection
+                .iter()
+                .map(|field| OutputStep {
+                    task: 0,
+                    source: field.clone(),
+                    destination: field.clone(),
+                    conversion: Conversion::Keep,
+                })
+                .collect();
+        }
+        let destinations: HashSet<&str> = outputs.iter().map(|o| o.destination.as_str()).collect();
+
         let mut partition_keys: Vec<String> = Vec::with_capacity(self.partition_keys.len());
         for (task, key) in self.partition_keys {
             let from_map_all = self.map_all.as_ref().is_some_and(|(_, map_all)| {
                 !map_all.exclude.contains(&key)
                     && (!self.has_projection || self.projection_set.contains(&key))
             });
-            if !self.destinations.contains_key(&key) && !from_map_all {
+            if !destinations.contains(key.as_str()) && !from_map_all {
                 return Err(PlanError::PartitionKeyNotMapped { task, field: key });
             }
             if !partition_keys.contains(&key) {
@@ -677,7 +694,7 @@ impl Builder {
             edits: self.edits,
             derivations: self.derivations,
             validations: self.validations,
-            outputs: self.outputs,
+            outputs,
             map_all: self.map_all.map(|(_, map_all)| map_all),
             partition_keys,
         })

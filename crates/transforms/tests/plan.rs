@@ -586,18 +586,6 @@ fn validations_on_missing_fields() {
 }
 
 #[test]
-fn projection_only_yields_rows_without_columns() {
-    let plan = compile(json!([projection(&["a"])])).unwrap();
-    let output = plan
-        .apply(&batch(vec![("a", text(&[Some("x"), Some("y")]))]))
-        .unwrap();
-    assert_eq!(
-        (output.batch.num_columns(), output.batch.num_rows()),
-        (0, 2)
-    );
-}
-
-#[test]
 fn map_all_partition_key_missing_from_a_batch_is_a_null_column() {
     let plan = compile(json!([
         {"sourceFields": [], "taskType": "Map_all"},
@@ -708,4 +696,30 @@ fn plans_and_outputs_can_cross_threads() {
     assert_send_sync::<sluice_transforms::TaskOutput>();
     assert_send_sync::<TransformError>();
     assert_send_sync::<PlanError>();
+}
+
+#[test]
+fn projection_without_mapping_tasks_passes_the_projected_fields_through() {
+    let plan = compile(json!([projection(&["b", "a"])])).expect("compiles");
+    let input = batch(vec![
+        ("a", text(&[Some("1"), None])),
+        ("b", text(&[Some("x"), Some("y")])),
+        ("c", text(&[Some("dropped"), Some("dropped")])),
+    ]);
+    let output = plan.apply(&input).expect("applies").batch;
+    let schema = output.schema();
+    let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+    assert_eq!(names, ["b", "a"]);
+    assert_eq!(strings(output.column(0)), [Some("x"), Some("y")]);
+    assert_eq!(strings(output.column(1)), [Some("1"), None]);
+}
+
+#[test]
+fn projection_with_a_map_outputs_only_mapped_fields() {
+    let plan =
+        compile(json!([projection(&["a", "b"]), map("a", "a2", "string")])).expect("compiles");
+    let input = batch(vec![("a", text(&[Some("1")])), ("b", text(&[Some("x")]))]);
+    let output = plan.apply(&input).expect("applies").batch;
+    assert_eq!(output.num_columns(), 1);
+    assert_eq!(output.schema().field(0).name(), "a2");
 }
