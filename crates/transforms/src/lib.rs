@@ -24,6 +24,7 @@
 //!    a batch is added as an all-null column) and exposed through [`TaskPlan::partition_keys`].
 //!
 //! Only mapped fields reach the output batch; intermediate fields must be mapped to appear. A
+//! flow with a projection and no mapping task at all outputs the projected fields unchanged. A
 //! field missing from a batch reads as null everywhere, it is never an error.
 //!
 //! # Semantics
