@@ -245,6 +245,14 @@ impl Connector for S3Connector {
         request: WriteRequest,
     ) -> Result<Box<dyn DestinationWriter>, ConnectorError> {
         let config = DestinationConfig::from_model(&request.destination)?;
+        // In the embedded local-folder mode a destination bucket is just a folder: create it, as a
+        // user of the quick start would expect. S3 endpoints keep AppFlow's rule that the bucket
+        // must exist.
+        if self.storage.is_local() {
+            self.storage
+                .create_bucket(&config.bucket)
+                .map_err(|error| ConnectorError::invalid_config(error.to_string()))?;
+        }
         let store = self.store(&config.bucket)?;
         // Fail before any work when the bucket is missing or unreachable (an S3 endpoint only
         // says so on first use).
