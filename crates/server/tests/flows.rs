@@ -139,6 +139,21 @@ async fn domain_rules_are_validation_errors() {
         "{message}"
     );
 
+    let mut unprojected = s3_flow("f4", "src", "dst");
+    unprojected["tasks"] = json!([
+        {"sourceFields": ["id"], "connectorOperator": {"S3": "PROJECTION"}, "taskType": "Filter"},
+        {"sourceFields": ["email"], "connectorOperator": {"S3": "NO_OP"},
+         "destinationField": "email", "taskType": "Map"}]);
+    let message = server
+        .call("/create-flow", unprojected)
+        .await
+        .assert_error(400, "ValidationException")
+        .to_string();
+    assert!(
+        message.contains("email") && message.contains("projection"),
+        "{message}"
+    );
+
     let mut aws_tag = s3_flow("f3", "src", "dst");
     aws_tag["tags"] = json!({"aws:owner": "x"});
     server

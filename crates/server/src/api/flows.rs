@@ -54,6 +54,11 @@ pub(crate) async fn check_definition(
         definition.with_labels(source_label.as_deref(), destination_label.as_deref()),
         &state.capabilities,
     )?;
+    // Compiling the task plan here catches what only the plan sees (a field used by a task but
+    // missing from the projection, a partition key that is never mapped), so such a flow is
+    // rejected at CreateFlow/UpdateFlow instead of failing every run.
+    sluice_transforms::TaskPlan::compile(definition.tasks, source.connector_type)
+        .map_err(|error| ApiError::validation(format!("Task Validation Error: {error}")))?;
     Ok(CheckedFlow {
         validated,
         source_connector_label: source_label,
