@@ -171,6 +171,34 @@ pub struct ApiKeyRecord {
     pub disabled: bool,
 }
 
+/// What is persisted for a scheduled or event-triggered flow: its activation, the scheduler's
+/// state and the event trigger's high-water mark. The documents are JSON owned by the server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScheduleRecord {
+    /// The flow, the primary key; the record is deleted with its flow.
+    pub flow_name: String,
+    /// When `StartFlow` last activated the flow.
+    pub activated_at: Option<DateTime<Utc>>,
+    /// The scheduler's state of the flow.
+    pub state: Option<serde_json::Value>,
+    /// The event trigger's high-water mark.
+    pub event_mark: Option<serde_json::Value>,
+    /// When any of the above last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A partial write of a [`ScheduleRecord`]: `None` fields keep their stored value, so the
+/// scheduler, activations and event triggers never overwrite each other's columns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ScheduleUpdate {
+    /// New activation time.
+    pub activated_at: Option<DateTime<Utc>>,
+    /// New scheduler state.
+    pub state: Option<serde_json::Value>,
+    /// New event high-water mark.
+    pub event_mark: Option<serde_json::Value>,
+}
+
 /// One API call, as recorded in the append-only audit log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntry {
@@ -303,6 +331,19 @@ pub trait MetadataStore: Send + Sync + std::fmt::Debug {
     async fn get_api_key(&self, access_key_id: &str) -> Result<Option<ApiKeyRecord>, StoreError>;
     /// Creates or replaces an API key (every field, `created_at` included).
     async fn put_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
+
+    /// The persisted schedule of a flow; `None` when nothing was ever written for it.
+    async fn get_schedule(&self, flow_name: &str) -> Result<Option<ScheduleRecord>, StoreError>;
+    /// Writes the given columns of a flow's schedule, creating the record if needed; the other
+    /// columns keep their values. [`StoreError::NotFound`] when the flow does not exist.
+    async fn update_schedule(
+        &self,
+        flow_name: &str,
+        update: &ScheduleUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Forgets a flow's schedule (its activation, state and mark); `false` when there was none.
+    async fn delete_schedule(&self, flow_name: &str) -> Result<bool, StoreError>;
 
     /// Appends to the audit log. Entries can never be changed or removed.
     async fn append_audit(&self, entry: &AuditEntry) -> Result<(), StoreError>;

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::{
     ApiKeyRecord, AuditEntry, ConnectorRecord, FlowRecord, IdempotencyRecord, MetadataStore,
-    ProfileRecord, RunRecord, StoreError,
+    ProfileRecord, RunRecord, ScheduleUpdate, StoreError,
 };
 
 /// A fixed instant with sub-second digits, `offset_secs` after 2023-11-14T22:13:20.123456Z.
@@ -727,6 +727,103 @@ pub async fn api_keys(store: &dyn MetadataStore) {
             .unwrap()
             .unwrap()
             .disabled
+    );
+}
+
+/// Schedules: partial writes keep the other columns, need an existing flow, and go with it.
+pub async fn schedules(store: &dyn MetadataStore) {
+    assert_eq!(store.get_schedule("nightly").await.unwrap(), None);
+    let missing = store
+        .update_schedule("nightly", &ScheduleUpdate::default(), at(0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(missing, StoreError::NotFound { entity: "flow", ref name } if name == "nightly"),
+        "{missing}"
+    );
+    store.insert_flow(&flow("nightly", "Active")).await.unwrap();
+    store.insert_flow(&flow("ünï", "Active")).await.unwrap();
+
+    let state = json!({"lastFire": "2024-01-01T00:00:00Z", "consecutiveFailures": 2});
+    store
+        .update_schedule(
+            "nightly",
+            &ScheduleUpdate {
+                activated_at: Some(at(1)),
+                state: Some(state.clone()),
+                event_mark: None,
+            },
+            at(2),
+        )
+        .await
+        .unwrap();
+    let record = store.get_schedule("nightly").await.unwrap().unwrap();
+    assert_eq!(record.flow_name, "nightly");
+    assert_eq!(record.activated_at, Some(at(1)));
+    assert_eq!(record.state, Some(state.clone()));
+    assert_eq!(record.event_mark, None);
+    assert_eq!(record.updated_at, at(2));
+
+    // Writing one column leaves the others alone.
+    let mark = json!({"key": "in/ü.csv", "lastModified": "2024-01-01T00:00:00.5Z"});
+    store
+        .update_schedule(
+            "nightly",
+            &ScheduleUpdate {
+                event_mark: Some(mark.clone()),
+                ..ScheduleUpdate::default()
+            },
+            at(3),
+        )
+        .await
+        .unwrap();
+    let record = store.get_schedule("nightly").await.unwrap().unwrap();
+    assert_eq!(record.activated_at, Some(at(1)));
+    assert_eq!(record.state, Some(state));
+    assert_eq!(record.event_mark, Some(mark.clone()));
+    assert_eq!(record.updated_at, at(3));
+
+    let newer = json!({"consecutiveFailures": 0});
+    store
+        .update_schedule(
+            "nightly",
+            &ScheduleUpdate {
+                activated_at: Some(at(4)),
+                state: Some(newer.clone()),
+                event_mark: None,
+            },
+            at(4),
+        )
+        .await
+        .unwrap();
+    let record = store.get_schedule("nightly").await.unwrap().unwrap();
+    assert_eq!(record.activated_at, Some(at(4)));
+    assert_eq!(record.state, Some(newer));
+    assert_eq!(record.event_mark, Some(mark));
+    assert_eq!(store.get_schedule("ünï").await.unwrap(), None, "per flow");
+
+    // Deleting the schedule keeps the flow; deleting the flow takes the schedule with it.
+    assert!(store.delete_schedule("nightly").await.unwrap());
+    assert!(!store.delete_schedule("nightly").await.unwrap());
+    assert_eq!(store.get_schedule("nightly").await.unwrap(), None);
+    assert!(store.get_flow("nightly").await.unwrap().is_some());
+    store
+        .update_schedule(
+            "ünï",
+            &ScheduleUpdate {
+                activated_at: Some(at(5)),
+                ..ScheduleUpdate::default()
+            },
+            at(5),
+        )
+        .await
+        .unwrap();
+    assert!(store.delete_flow("ünï").await.unwrap());
+    store.insert_flow(&flow("ünï", "Draft")).await.unwrap();
+    assert_eq!(
+        store.get_schedule("ünï").await.unwrap(),
+        None,
+        "a re-created flow starts without the old schedule"
     );
 }
 

@@ -87,6 +87,9 @@ pub(crate) fn request_parameters(route: Option<&Route>, body: &[u8]) -> serde_js
         if !route.tag_keys.is_empty() {
             map.insert("tagKeys".into(), serde_json::json!(route.tag_keys));
         }
+        if let Some(flow_name) = &route.flow_name {
+            map.insert("flowName".into(), serde_json::json!(flow_name));
+        }
     }
     params
 }
@@ -180,6 +183,7 @@ mod tests {
             operation: Operation::UntagResource,
             resource_arn: Some("arn:aws:appflow:us-east-1:000000000000:flow/f".into()),
             tag_keys: vec!["a".into(), "b".into()],
+            flow_name: None,
         };
         let params = request_parameters(Some(&route), b"");
         assert_eq!(

@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sluice_connector_api::ConnectorRegistry;
 use sluice_storage::StorageConfig;
-use sluice_types::Sensitive;
+use sluice_types::{Clock, Sensitive, SharedClock, SystemClock};
 
 use crate::error::ServerError;
 
@@ -23,6 +24,9 @@ pub const DEFAULT_REGION: &str = "us-east-1";
 
 /// Runs executing at once when `SLUICE_MAX_CONCURRENT_RUNS` is not set.
 pub const DEFAULT_MAX_CONCURRENT_RUNS: usize = 4;
+
+/// How often event sources are polled when `SLUICE_EVENT_POLL_SECONDS` is not set.
+pub const DEFAULT_EVENT_POLL_INTERVAL: Duration = Duration::from_secs(30);
 
 /// Largest accepted request body.
 pub const DEFAULT_BODY_LIMIT: usize = 8 * 1024 * 1024;
@@ -164,6 +168,15 @@ pub struct ServerConfig {
     pub progress_interval: Duration,
     /// How long shutdown waits for canceled runs to record their final status.
     pub shutdown_grace: Duration,
+    /// The time schedules follow: the system clock, or a test clock
+    /// (`SLUICE_TEST_CLOCK_FILE`, see [`FileClock`]).
+    pub clock: SharedClock,
+    /// How often the scheduler looks at the clock even when no tick is due; set for clocks
+    /// that jump (tests), `None` to rely on the ticks alone.
+    pub scheduler_poll: Option<Duration>,
+    /// How often the sources of active event flows are polled for new events
+    /// (`SLUICE_EVENT_POLL_SECONDS`).
+    pub event_poll_interval: Duration,
 }
 
 impl ServerConfig {
@@ -184,6 +197,9 @@ impl ServerConfig {
             body_limit: DEFAULT_BODY_LIMIT,
             progress_interval: Duration::from_secs(1),
             shutdown_grace: Duration::from_secs(30),
+            clock: Arc::new(SystemClock),
+            scheduler_poll: None,
+            event_poll_interval: DEFAULT_EVENT_POLL_INTERVAL,
         }
     }
 
@@ -206,6 +222,23 @@ impl ServerConfig {
                     "SLUICE_MAX_CONCURRENT_RUNS must be a positive integer, got '{runs}'"
                 ))
             })?;
+        }
+        if let Some(seconds) = env_var("SLUICE_EVENT_POLL_SECONDS") {
+            let seconds: f64 = seconds
+                .parse()
+                .ok()
+                .filter(|s: &f64| s.is_finite() && *s >= 0.05 && *s <= 86_400.0)
+                .ok_or_else(|| {
+                    ServerError::Config(format!(
+                        "SLUICE_EVENT_POLL_SECONDS must be a number of seconds between 0.05 and \
+                         86400, got '{seconds}'"
+                    ))
+                })?;
+            config.event_poll_interval = Duration::from_secs_f64(seconds);
+        }
+        if let Some(path) = env_var(TEST_CLOCK_ENV) {
+            config.clock = Arc::new(FileClock::open(PathBuf::from(path))?);
+            config.scheduler_poll = Some(TEST_CLOCK_POLL);
         }
         match (
             env_var("SLUICE_ROOT_ACCESS_KEY_ID"),
@@ -292,6 +325,66 @@ impl ServerConfig {
     }
 }
 
+/// The variable that selects the test clock: the path of a file holding "now" in epoch
+/// milliseconds.
+pub const TEST_CLOCK_ENV: &str = "SLUICE_TEST_CLOCK_FILE";
+
+/// How often the scheduler looks at a test clock, which moves by jumps.
+pub const TEST_CLOCK_POLL: Duration = Duration::from_millis(200);
+
+/// A test clock: "now" is the epoch-millisecond integer held in a file, re-read at every call,
+/// so an end-to-end test moves the server's time by rewriting the file. A file that cannot be
+/// read or parsed (e.g. caught half-written) keeps the last good time, with a warning.
+#[derive(Debug)]
+pub struct FileClock {
+    path: PathBuf,
+    last: std::sync::Mutex<DateTime<Utc>>,
+}
+
+impl FileClock {
+    /// A clock over `path`, which must hold a valid time now.
+    ///
+    /// # Errors
+    /// [`ServerError::Config`] naming the file when it cannot be read or does not hold epoch
+    /// milliseconds.
+    pub fn open(path: PathBuf) -> Result<Self, ServerError> {
+        let now = read_clock_file(&path).map_err(|problem| {
+            ServerError::Config(format!("{TEST_CLOCK_ENV} {}: {problem}", path.display()))
+        })?;
+        tracing::warn!(path = %path.display(), %now, "using the test clock: time comes from a file");
+        Ok(Self {
+            path,
+            last: std::sync::Mutex::new(now),
+        })
+    }
+}
+
+fn read_clock_file(path: &Path) -> Result<DateTime<Utc>, String> {
+    let text = std::fs::read_to_string(path).map_err(|error| error.to_string())?;
+    let millis: i64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("'{}' is not an integer of epoch milliseconds", text.trim()))?;
+    DateTime::from_timestamp_millis(millis)
+        .ok_or_else(|| format!("{millis} ms is out of the representable range"))
+}
+
+impl Clock for FileClock {
+    fn now(&self) -> DateTime<Utc> {
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match read_clock_file(&self.path) {
+            Ok(now) => *last = now,
+            Err(problem) => {
+                tracing::warn!(path = %self.path.display(), problem, "test clock file unreadable; keeping the last time");
+            }
+        }
+        *last
+    }
+}
+
 fn env_var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
@@ -310,6 +403,34 @@ mod tests {
 
     fn config() -> ServerConfig {
         ServerConfig::new("127.0.0.1:0".parse().unwrap(), "/tmp/sluice-test")
+    }
+
+    #[test]
+    fn the_file_clock_follows_its_file_and_survives_bad_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("now.ms");
+        let missing = FileClock::open(path.clone()).unwrap_err().to_string();
+        assert!(missing.contains("SLUICE_TEST_CLOCK_FILE") && missing.contains("now.ms"));
+        std::fs::write(&path, "soon").unwrap();
+        let garbage = FileClock::open(path.clone()).unwrap_err().to_string();
+        assert!(garbage.contains("'soon'"), "{garbage}");
+        std::fs::write(&path, "99999999999999999").unwrap();
+        assert!(FileClock::open(path.clone()).is_err(), "out of range");
+
+        std::fs::write(&path, "1893456000000\n").unwrap();
+        let clock = FileClock::open(path.clone()).unwrap();
+        let start: DateTime<Utc> = "2030-01-01T00:00:00Z".parse().unwrap();
+        assert_eq!(clock.now(), start);
+        std::fs::write(&path, " 1893456060123 ").unwrap();
+        assert_eq!(clock.now(), start + chrono::TimeDelta::milliseconds(60_123));
+        // Half-written or removed: the last good time holds.
+        std::fs::write(&path, "").unwrap();
+        assert_eq!(clock.now(), start + chrono::TimeDelta::milliseconds(60_123));
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(clock.now(), start + chrono::TimeDelta::milliseconds(60_123));
+        // Time may go back, as tests need.
+        std::fs::write(&path, "-1000").unwrap();
+        assert_eq!(clock.now(), DateTime::from_timestamp_millis(-1000).unwrap());
     }
 
     #[test]

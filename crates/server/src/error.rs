@@ -242,6 +242,9 @@ pub enum ServerError {
     /// The credential encryption key cannot be loaded.
     #[error("cannot load the credential encryption key: {0}")]
     Secrets(String),
+    /// The scheduled flows cannot be loaded.
+    #[error("cannot load the scheduled flows: {0}")]
+    Scheduler(String),
     /// The configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),

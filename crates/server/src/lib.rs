@@ -19,6 +19,13 @@
 //! cannot invoke AWS Lambda: flows that use such a connector are rejected at `CreateFlow` /
 //! `UpdateFlow` with a `ValidationException` that says so.
 //!
+//! Scheduled flows are driven by `sluice_scheduler` (`schedules` wires it to the metadata
+//! store and the run manager: activation, replanning, watermarks, the deactivation threshold,
+//! catch-up after a restart). Event-triggered flows run on signed webhook calls
+//! (`POST /webhooks/flows/{flowName}`) and, for S3 sources, when a new object appears under
+//! the source prefix (`events`). Schedules follow [`ServerConfig::clock`]: the system clock,
+//! or a [`FileClock`] in end-to-end tests.
+//!
 //! Start a server with [`serve`], or with [`Server::bind`] + [`Server::run`] to learn the bound
 //! address first (tests bind `127.0.0.1:0`).
 
@@ -28,11 +35,13 @@ mod auth;
 pub mod config;
 mod documents;
 mod error;
+mod events;
 mod frontend;
 mod idempotency;
 mod pagination;
 mod router;
 mod runs;
+mod schedules;
 pub mod sigv4;
 mod state;
 
@@ -45,7 +54,7 @@ use sluice_metastore::SqliteStore;
 use sluice_metastore::secrets::SecretBox;
 use tokio::net::TcpListener;
 
-pub use config::{RootCredentials, ServerConfig};
+pub use config::{FileClock, RootCredentials, ServerConfig};
 pub use error::{ApiError, ErrorCode, ServerError};
 
 use crate::idempotency::{FingerprintKey, TokenLocks};
@@ -78,6 +87,7 @@ impl Server {
             .map_err(|error| ServerError::Secrets(error.to_string()))?;
         let fingerprint = FingerprintKey::load_or_create(&config.fingerprint_key_path())?;
         let storage = Arc::new(sluice_storage::Storage::new(config.storage.clone()));
+        let event_storage = storage.clone();
         let storage_description = storage.describe();
         let registry: Arc<dyn sluice_connector_api::ConnectorRegistry> = match &config.connectors {
             Some(registry) => registry.clone(),
@@ -106,6 +116,35 @@ impl Server {
         }
         idempotency::purge_expired(store.as_ref()).await;
 
+        let clock = config.clock.clone();
+        let scheduler = sluice_scheduler::Scheduler::new(
+            Arc::new(schedules::StoreAdapter {
+                store: store.clone(),
+                flow_lock: flow_lock.clone(),
+                clock: clock.clone(),
+            }),
+            Arc::new(schedules::Launcher {
+                store: store.clone(),
+                runs: runs.clone(),
+                flow_lock: flow_lock.clone(),
+            }),
+            clock.clone(),
+        );
+        runs.attach_scheduler(scheduler.clone());
+        let events = events::EventPoller {
+            store: store.clone(),
+            runs: runs.clone(),
+            flow_lock: flow_lock.clone(),
+            sources: Arc::new(vec![Arc::new(events::S3Objects {
+                storage: event_storage,
+            })]),
+            clock: clock.clone(),
+        };
+        scheduler
+            .load()
+            .await
+            .map_err(|error| ServerError::Scheduler(error.to_string()))?;
+
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -127,6 +166,9 @@ impl Server {
             fingerprint,
             token_locks: TokenLocks::default(),
             flow_lock,
+            scheduler,
+            events,
+            clock,
         });
         Ok(Self {
             listener,
@@ -180,11 +222,48 @@ impl Server {
             })
         };
 
+        let scheduler = {
+            let scheduler = services.scheduler.clone();
+            let stop = purge_stop.clone();
+            let poll = services.config.scheduler_poll;
+            tokio::spawn(async move {
+                // A clock that jumps (the test clock) is not noticed by sleeping until the next
+                // tick, so the loop is woken up regularly instead.
+                let poller = poll.map(|every| {
+                    let scheduler = scheduler.clone();
+                    let stop = stop.clone();
+                    tokio::spawn(async move {
+                        let mut ticker = tokio::time::interval(every);
+                        loop {
+                            tokio::select! {
+                                () = stop.cancelled() => return,
+                                _ = ticker.tick() => scheduler.wake(),
+                            }
+                        }
+                    })
+                });
+                scheduler.run(stop.cancelled_owned()).await;
+                if let Some(poller) = poller {
+                    let _ = poller.await;
+                }
+            })
+        };
+
+        let events = {
+            let poller = services.events.clone();
+            let stop = purge_stop.clone();
+            let every = services.config.event_poll_interval;
+            tokio::spawn(poller.run(every, stop))
+        };
+
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         tracing::info!("stopped accepting requests; canceling runs in progress");
+        // Stopped first, so no scheduled run starts while the others are being canceled.
         purge_stop.cancel();
+        let _ = scheduler.await;
+        let _ = events.await;
         let _ = purge.await;
         services.runs.shutdown(services.config.shutdown_grace).await;
         served.map_err(ServerError::Serve)

@@ -7,6 +7,8 @@
 //! `/` would cut the ARN in two.
 //!
 //! The route table is the generated `OPERATIONS` list, so paths cannot drift from the model.
+//! One route is Sluice's own: `POST /webhooks/flows/{flowName}` starts a run of an active
+//! event-triggered flow (see `api::ops::trigger_flow_webhook`); it is signed like every call.
 
 use std::fmt;
 
@@ -15,7 +17,7 @@ use sluice_api_model::OPERATIONS;
 
 use crate::error::{ApiError, ErrorCode};
 
-/// The 25 AppFlow operations.
+/// The 25 AppFlow operations, and Sluice's flow webhook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum Operation {
     CancelFlowExecutions,
@@ -43,10 +45,12 @@ pub(crate) enum Operation {
     UpdateConnectorProfile,
     UpdateConnectorRegistration,
     UpdateFlow,
+    /// `POST /webhooks/flows/{flowName}`: an event for an event-triggered flow.
+    TriggerFlowWebhook,
 }
 
 impl Operation {
-    /// Every operation.
+    /// Every AppFlow operation (the webhook is not one).
     pub(crate) const ALL: [Self; 25] = [
         Self::CancelFlowExecutions,
         Self::CreateConnectorProfile,
@@ -103,6 +107,7 @@ impl Operation {
             Self::UpdateConnectorProfile => "UpdateConnectorProfile",
             Self::UpdateConnectorRegistration => "UpdateConnectorRegistration",
             Self::UpdateFlow => "UpdateFlow",
+            Self::TriggerFlowWebhook => "TriggerFlowWebhook",
         }
     }
 
@@ -126,9 +131,12 @@ pub(crate) struct Route {
     pub resource_arn: Option<String>,
     /// The `tagKeys` query parameters (UntagResource), decoded, in request order.
     pub tag_keys: Vec<String>,
+    /// The decoded `{flowName}` label of the flow webhook.
+    pub flow_name: Option<String>,
 }
 
 const TAGS_PREFIX: &str = "/tags/";
+const WEBHOOK_PREFIX: &str = "/webhooks/flows/";
 
 /// Routes a request from its method, raw path and raw query string.
 ///
@@ -165,6 +173,24 @@ pub(crate) fn route(
             operation,
             resource_arn: Some(resource_arn),
             tag_keys,
+            flow_name: None,
+        });
+    }
+    if let Some(label) = raw_path.strip_prefix(WEBHOOK_PREFIX) {
+        if *method != Method::POST {
+            return Err(unknown(method, raw_path));
+        }
+        let flow_name = decode_component(label, "flowName")?;
+        if flow_name.is_empty() || flow_name.contains('/') {
+            return Err(ApiError::validation(
+                "The webhook path must be /webhooks/flows/{flowName} with a non-empty flow name",
+            ));
+        }
+        return Ok(Route {
+            operation: Operation::TriggerFlowWebhook,
+            resource_arn: None,
+            tag_keys: Vec::new(),
+            flow_name: Some(flow_name),
         });
     }
     let spec = OPERATIONS
@@ -176,6 +202,7 @@ pub(crate) fn route(
         operation,
         resource_arn: None,
         tag_keys: Vec::new(),
+        flow_name: None,
     })
 }
 

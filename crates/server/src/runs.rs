@@ -9,22 +9,26 @@
 //! Every write to a run's record goes through that run's own async mutex, so a cancellation
 //! (`CancelStarted`) and a progress write can never overwrite each other out of order.
 //!
+//! Every run that ends is reported to the scheduler, which moves the watermark of a scheduled
+//! flow's successful run and counts its failures (it ignores runs it did not launch).
+//!
 //! Shutdown cancels every run (they end `Canceled` and abort their writers, so no partial
 //! output is left) and waits a grace period for them to record it. A run that is still
 //! `InProgress` when the next server starts was interrupted: [`RunManager::recover`] marks it
 //! `Error`.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sluice_api_model as model;
 use sluice_api_model::Timestamp;
-use sluice_connector_api::{ConnectorRegistry, Profile};
+use sluice_connector_api::{ConnectorRegistry, IncrementalWindow, Profile};
 use sluice_metastore::secrets::SecretBox;
 use sluice_metastore::{MetadataStore, RunRecord, StoreError};
 use sluice_pipeline::{RunOutcome, RunProgress, RunSpec, RunStatus};
+use sluice_scheduler::{Scheduler, Window};
 use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument as _;
@@ -62,12 +66,23 @@ struct Inner {
     shutdown: CancellationToken,
     max_pending: usize,
     progress_interval: Duration,
+    /// Told about every finished run, so scheduled flows move their watermarks.
+    scheduler: OnceLock<Scheduler>,
 }
 
 /// Starts, tracks and cancels runs. Cheap to clone.
 #[derive(Debug, Clone)]
 pub(crate) struct RunManager {
     inner: Arc<Inner>,
+}
+
+/// What a trigger adds to a run of a flow's definition.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RunInputs {
+    /// The incremental window of a scheduled run.
+    pub window: Option<Window>,
+    /// The one object an S3 object-created event's run reads, instead of the whole prefix.
+    pub object_key: Option<String>,
 }
 
 /// Settings of the run manager.
@@ -98,6 +113,7 @@ impl RunManager {
                 shutdown: CancellationToken::new(),
                 max_pending: limits.max_pending,
                 progress_interval: limits.progress_interval,
+                scheduler: OnceLock::new(),
             }),
         }
     }
@@ -111,8 +127,20 @@ impl RunManager {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    /// Reports every run that ends from now on to `scheduler`. Only the first call counts.
+    pub(crate) fn attach_scheduler(&self, scheduler: Scheduler) {
+        if self.inner.scheduler.set(scheduler).is_err() {
+            tracing::warn!("a scheduler is already attached to the run manager");
+        }
+    }
+
     /// Starts a run of `flow` and returns its execution id and start time. The caller must hold
-    /// the flow lock and then record `lastRunExecutionDetails` itself.
+    /// the flow lock and then record `lastRunExecutionDetails` itself. `inputs.window` is the
+    /// incremental window of a scheduled run: it is recorded as the run's
+    /// `dataPullStartTime`/`dataPullEndTime` and pushed down to the source as a filter on
+    /// `incrementalPullConfig.datetimeTypeFieldName`. `inputs.object_key` narrows an S3 source
+    /// to one object (its key becomes the bucket prefix, which the S3 source reads as that
+    /// single object).
     ///
     /// # Errors
     /// `ServiceQuotaExceededException` when too many runs are pending, `ConflictException`
@@ -120,7 +148,9 @@ impl RunManager {
     pub(crate) async fn start(
         &self,
         flow: &FlowDocument,
+        inputs: RunInputs,
     ) -> Result<(String, DateTime<Utc>), ApiError> {
+        let RunInputs { window, object_key } = inputs;
         if self.inner.shutdown.is_cancelled() {
             return Err(ApiError::conflict(
                 "The server is shutting down; no run can start",
@@ -135,7 +165,18 @@ impl RunManager {
                 ),
             ));
         }
-        let definition = flow.as_update_request()?;
+        let mut definition = flow.as_update_request()?;
+        if let Some(key) = object_key {
+            let s3 = definition
+                .source_flow_config
+                .source_connector_properties
+                .s3
+                .as_mut()
+                .ok_or_else(|| {
+                    ApiError::internal(format!("flow {} has no S3 source to narrow", flow.name()))
+                })?;
+            s3.bucket_prefix = Some(key);
+        }
         let destination = definition
             .destination_flow_config_list
             .first()
@@ -151,7 +192,29 @@ impl RunManager {
             execution_result: Some(result_of(&Default::default(), None)),
             started_at: Some(Timestamp(started_at)),
             last_updated_at: Some(Timestamp(started_at)),
+            data_pull_start_time: window.map(|window| Timestamp(window.start)),
+            data_pull_end_time: window.map(|window| Timestamp(window.end)),
             ..Default::default()
+        };
+        let field = definition
+            .source_flow_config
+            .incremental_pull_config
+            .as_ref()
+            .and_then(|config| config.datetime_type_field_name.clone());
+        let window = match (window, field) {
+            (Some(window), Some(field)) => Some(IncrementalWindow {
+                field,
+                start: window.start,
+                end: window.end,
+            }),
+            (Some(_), None) => {
+                return Err(ApiError::validation(format!(
+                    "Flow {} pulls incrementally but has no \
+                     sourceFlowConfig.incrementalPullConfig.datetimeTypeFieldName",
+                    flow.name()
+                )));
+            }
+            (None, _) => None,
         };
         let record = RunRecord {
             flow_name: flow.name().to_string(),
@@ -182,7 +245,7 @@ impl RunManager {
             source_profile: None,
             destination_profile: None,
             schema_version: flow.schema_version(),
-            window: None,
+            window,
             started_at,
         };
         let manager = self.clone();
@@ -242,6 +305,19 @@ impl RunManager {
         let outcome = self.explain_cancel(outcome);
         self.finish(&flow_name, &record, &outcome).await;
         self.active().remove(&execution_id);
+        // A run canceled by the shutdown is not the flow's failure: it is not reported, so it
+        // neither counts towards the deactivation threshold nor moves the watermark.
+        if let Some(scheduler) = self.inner.scheduler.get()
+            && !self.inner.shutdown.is_cancelled()
+        {
+            let success = outcome.status == RunStatus::Successful;
+            if let Err(error) = scheduler
+                .on_run_finished(&flow_name, &execution_id, success)
+                .await
+            {
+                tracing::error!(%error, "cannot record the end of a scheduled run");
+            }
+        }
         self.inner.idle.notify_waiters();
     }
 

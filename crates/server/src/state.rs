@@ -25,6 +25,12 @@ pub(crate) struct Services {
     /// Serialises read-modify-write cycles on flow documents (handlers and the run manager
     /// both update them), so concurrent updates are never lost.
     pub flow_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Drives scheduled flows.
+    pub scheduler: sluice_scheduler::Scheduler,
+    /// Polls the event sources of active event flows.
+    pub events: crate::events::EventPoller,
+    /// The time schedules follow (the system clock, or a test clock).
+    pub clock: sluice_types::SharedClock,
 }
 
 /// Who is calling.

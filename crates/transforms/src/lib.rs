@@ -94,6 +94,7 @@ use crate::validate::{Action, ValidateStep};
 use crate::values::{display_value, missing_column};
 
 pub use crate::error::{PlanError, TransformError};
+pub use crate::values::parse_datetime_ms;
 
 /// A flow's tasks, validated and compiled, ready to apply to batches.
 #[derive(Debug, Clone)]

@@ -110,8 +110,9 @@ pub(crate) fn is_blank(text: &str) -> bool {
 ///
 /// Accepted: epoch milliseconds (`1704164645123`, optionally signed), and ISO-8601
 /// `YYYY-MM-DD[(T|t| )hh:mm[:ss[(.|,)fraction]]][Z|z|±hh|±hh:mm|±hhmm]`. A value without a zone is
-/// UTC; a date alone is midnight UTC; digits after the millisecond are truncated.
-pub(crate) fn parse_datetime_ms(text: &str) -> Option<i64> {
+/// UTC; a date alone is midnight UTC; digits after the millisecond are truncated (so an
+/// instant compares with a whole-millisecond bound exactly as its untruncated value would).
+pub fn parse_datetime_ms(text: &str) -> Option<i64> {
     let text = text.trim();
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
     if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {

@@ -4,7 +4,8 @@
 //! endpoint. The connector needs no profile (as in AppFlow, access is the server's own).
 //!
 //! - **Source** ([`source`]): every object under `bucketName/bucketPrefix`, in key order,
-//!   decoded as CSV (default) or JSON Lines per `s3InputFormatConfig`.
+//!   decoded as CSV (default) or JSON Lines per `s3InputFormatConfig`. An incremental
+//!   window in the read request keeps only the rows inside it (module `window`).
 //! - **Destination** ([`sink`]): CSV, JSON Lines or Parquet files under the key layout of
 //!   [`layout`], partitioned and rolled per `aggregationConfig`, published only on commit.
 //! - **Metadata**: `ListConnectorEntities` lists buckets (local mode only), folders and files;
@@ -14,6 +15,7 @@ mod config;
 mod layout;
 mod sink;
 mod source;
+mod window;
 
 use std::sync::Arc;
 
@@ -225,19 +227,42 @@ impl Connector for S3Connector {
             format = %config.format,
             "reading S3 source"
         );
+        // The window's field is read even when the projection leaves it out, and dropped
+        // again once the window is applied.
+        let mut projection = request.projection.clone();
+        let drop_field = match (&request.window, &mut projection) {
+            (Some(window), Some(fields)) if !fields.contains(&window.field) => {
+                fields.push(window.field.clone());
+                true
+            }
+            _ => false,
+        };
         let options = ReaderOptions {
             batch_rows: request.batch_rows.max(1),
-            projection: request.projection.clone(),
+            projection,
             ..ReaderOptions::default()
         };
-        Ok(source::read_objects(
+        let uri = s3_uri(&config.bucket, &config.prefix);
+        let stream = source::read_objects(
             store,
             config.bucket,
             objects,
             config.format,
             options,
             request.stats,
-        ))
+        );
+        Ok(match request.window {
+            Some(window) => {
+                tracing::info!(
+                    field = %window.field,
+                    start = %window.start,
+                    end = %window.end,
+                    "applying the incremental window"
+                );
+                window::apply(stream, window, drop_field, uri)
+            }
+            None => stream,
+        })
     }
 
     async fn open_writer(

@@ -24,7 +24,7 @@ use rusqlite::{Connection, ErrorCode, OptionalExtension, Params, Row, ffi, param
 
 use crate::{
     ApiKeyRecord, AuditEntry, ConnectorRecord, FlowRecord, IdempotencyRecord, MetadataStore,
-    ProfileRecord, RunRecord, StoreError,
+    ProfileRecord, RunRecord, ScheduleRecord, ScheduleUpdate, StoreError,
 };
 
 /// How long a statement waits for a lock held by another connection before failing.
@@ -454,6 +454,33 @@ fn decode_api_key(row: &Row<'_>) -> Result<ApiKeyRecord, StoreError> {
         description: d.get(2, "description")?,
         created_at: d.time(3, "created_at")?,
         disabled: d.get(4, "disabled")?,
+    })
+}
+
+fn decode_schedule(row: &Row<'_>) -> Result<ScheduleRecord, StoreError> {
+    let d = Decoder::new(row, "flow schedule", &[0]);
+    let activated_at: Option<i64> = d.get(1, "activated_at")?;
+    let activated_at = activated_at
+        .map(|value| {
+            DateTime::from_timestamp_micros(value).ok_or_else(|| {
+                d.corrupt(
+                    "activated_at",
+                    format_args!("timestamp {value} is out of range"),
+                )
+            })
+        })
+        .transpose()?;
+    let json = |index: usize, column: &str| -> Result<Option<serde_json::Value>, StoreError> {
+        let text: Option<String> = d.get(index, column)?;
+        text.map(|text| serde_json::from_str(&text).map_err(|error| d.corrupt(column, error)))
+            .transpose()
+    };
+    Ok(ScheduleRecord {
+        flow_name: d.get(0, "flow_name")?,
+        activated_at,
+        state: json(2, "state")?,
+        event_mark: json(3, "event_mark")?,
+        updated_at: d.time(4, "updated_at")?,
     })
 }
 
@@ -1034,6 +1061,81 @@ impl MetadataStore for SqliteStore {
             )
             .map_err(backend)?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn get_schedule(&self, flow_name: &str) -> Result<Option<ScheduleRecord>, StoreError> {
+        let flow_name = flow_name.to_owned();
+        self.call(move |conn| {
+            query_opt(
+                conn,
+                "SELECT flow_name, activated_at, state, event_mark, updated_at \
+                 FROM flow_schedules WHERE flow_name = ?1",
+                params![flow_name],
+                decode_schedule,
+            )
+        })
+        .await
+    }
+
+    async fn update_schedule(
+        &self,
+        flow_name: &str,
+        update: &ScheduleUpdate,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let flow_name = flow_name.to_owned();
+        let update = update.clone();
+        self.call(move |conn| {
+            let json = |value: &Option<serde_json::Value>| {
+                value
+                    .as_ref()
+                    .map(|value| to_json("flow schedule", &flow_name, value))
+                    .transpose()
+            };
+            let state = json(&update.state)?;
+            let event_mark = json(&update.event_mark)?;
+            // COALESCE keeps the stored value of every column the update leaves out.
+            let written = execute(
+                conn,
+                "INSERT INTO flow_schedules (flow_name, activated_at, state, event_mark, \
+                 updated_at) SELECT name, ?2, ?3, ?4, ?5 FROM flows WHERE name = ?1 \
+                 ON CONFLICT (flow_name) DO UPDATE SET \
+                 activated_at = COALESCE(excluded.activated_at, activated_at), \
+                 state = COALESCE(excluded.state, state), \
+                 event_mark = COALESCE(excluded.event_mark, event_mark), \
+                 updated_at = excluded.updated_at",
+                params![
+                    flow_name,
+                    update.activated_at.as_ref().map(micros),
+                    state,
+                    event_mark,
+                    micros(&now),
+                ],
+            )
+            .map_err(backend)?;
+            if written == 0 {
+                return Err(StoreError::NotFound {
+                    entity: "flow",
+                    name: flow_name,
+                });
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn delete_schedule(&self, flow_name: &str) -> Result<bool, StoreError> {
+        let flow_name = flow_name.to_owned();
+        self.call(move |conn| {
+            let deleted = execute(
+                conn,
+                "DELETE FROM flow_schedules WHERE flow_name = ?1",
+                params![flow_name],
+            )
+            .map_err(backend)?;
+            Ok(deleted > 0)
         })
         .await
     }

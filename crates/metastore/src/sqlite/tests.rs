@@ -42,6 +42,7 @@ contract_tests!(
     idempotency,
     connectors,
     api_keys,
+    schedules,
     audit_log,
 );
 

@@ -50,6 +50,20 @@ pub(crate) async fn check_definition(
             destination_label = label;
         }
     }
+    if let Some(end) = definition
+        .trigger_config
+        .trigger_properties
+        .as_ref()
+        .and_then(|properties| properties.scheduled.as_ref())
+        .and_then(|scheduled| scheduled.schedule_end_time)
+        && end.0 <= state.clock.now()
+    {
+        return Err(ApiError::validation(format!(
+            "triggerConfig.triggerProperties.Scheduled.scheduleEndTime {} is in the past: the \
+             flow would never run",
+            end.0.to_rfc3339()
+        )));
+    }
     let validated = sluice_domain::validate_flow(
         definition.with_labels(source_label.as_deref(), destination_label.as_deref()),
         &state.capabilities,
@@ -196,5 +210,84 @@ mod tests {
         let on_demand: model::TriggerConfig =
             serde_json::from_value(serde_json::json!({"triggerType": "OnDemand"})).unwrap();
         assert_eq!(canonical_trigger(&on_demand, None), on_demand);
+    }
+}
+
+/// A `CreateFlow`/`UpdateFlow` body with `dataPullMode` in its canonical spelling: Terraform
+/// sends `incremental`, and AppFlow accepts any case. Anything else (including a body that is
+/// not JSON) is left for the model validator to report.
+pub(crate) fn canonical_body(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return body.into();
+    };
+    let Some(mode) = value
+        .pointer_mut("/triggerConfig/triggerProperties/Scheduled/dataPullMode")
+        .filter(|mode| mode.is_string())
+    else {
+        return body.into();
+    };
+    let canonical = model::DataPullMode::ALL
+        .iter()
+        .map(model::DataPullMode::as_str)
+        .find(|known| {
+            mode.as_str()
+                .is_some_and(|given| given.eq_ignore_ascii_case(known))
+        });
+    match canonical {
+        Some(known) if mode.as_str() != Some(known) => {
+            *mode = serde_json::Value::from(known);
+            serde_json::to_vec(&value).map_or(body.into(), Into::into)
+        }
+        _ => body.into(),
+    }
+}
+
+#[cfg(test)]
+mod canonical_body_tests {
+    use super::*;
+
+    fn mode_of(body: &[u8]) -> serde_json::Value {
+        let value: serde_json::Value = serde_json::from_slice(body).unwrap();
+        value["triggerConfig"]["triggerProperties"]["Scheduled"]["dataPullMode"].clone()
+    }
+
+    fn body(mode: serde_json::Value) -> Vec<u8> {
+        serde_json::to_vec(&serde_json::json!({
+            "flowName": "f",
+            "triggerConfig": {"triggerType": "Scheduled", "triggerProperties": {"Scheduled": {
+                "scheduleExpression": "rate(1hours)", "dataPullMode": mode
+            }}}
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn data_pull_mode_is_case_insensitive() {
+        for (given, expected) in [
+            ("incremental", "Incremental"),
+            ("INCREMENTAL", "Incremental"),
+            ("Incremental", "Incremental"),
+            ("complete", "Complete"),
+            ("cOmPlEtE", "Complete"),
+        ] {
+            let input = body(serde_json::json!(given));
+            assert_eq!(mode_of(&canonical_body(&input)), expected, "{given}");
+        }
+    }
+
+    #[test]
+    fn unknown_values_and_other_bodies_are_left_alone() {
+        for odd in [
+            serde_json::json!("Incrémental"),
+            serde_json::json!(""),
+            serde_json::json!(3),
+        ] {
+            let input = body(odd.clone());
+            assert_eq!(&*canonical_body(&input), input.as_slice());
+        }
+        let not_json = b"{\"flowName\": ";
+        assert_eq!(&*canonical_body(not_json), not_json);
+        let on_demand = br#"{"triggerConfig":{"triggerType":"OnDemand"}}"#;
+        assert_eq!(&*canonical_body(on_demand), on_demand);
     }
 }

@@ -87,7 +87,10 @@ pub(crate) async fn dispatch(
             create_connector_profile,
             op
         ),
-        Op::CreateFlow => idempotent!(state, body, CreateFlowRequest, create_flow, op),
+        Op::CreateFlow => {
+            let body = &*flows::canonical_body(body);
+            idempotent!(state, body, CreateFlowRequest, create_flow, op)
+        }
         Op::DeleteConnectorProfile => {
             plain!(
                 state,
@@ -213,6 +216,14 @@ pub(crate) async fn dispatch(
             update_connector_registration,
             op
         ),
-        Op::UpdateFlow => idempotent!(state, body, UpdateFlowRequest, update_flow, op),
+        Op::TriggerFlowWebhook => {
+            let flow_name = route.flow_name.as_deref().unwrap_or_default();
+            check_member("StartFlowRequest", "flowName", flow_name.into())?;
+            respond(ops::trigger_flow_webhook::handle(state, flow_name).await?)
+        }
+        Op::UpdateFlow => {
+            let body = &*flows::canonical_body(body);
+            idempotent!(state, body, UpdateFlowRequest, update_flow, op)
+        }
     }
 }

@@ -95,6 +95,18 @@ impl TestServer {
         self._temp.take()
     }
 
+    /// Stops the server the way a crash would: the server task is aborted without a graceful
+    /// shutdown, so nothing is recorded about the runs in progress. Tasks the server spawned
+    /// are left behind, as a dying process would leave its files; give them nothing to do.
+    pub fn crash(mut self) -> Option<tempfile::TempDir> {
+        // Dropping the sender would start a graceful shutdown.
+        std::mem::forget(self.shutdown.take());
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+        }
+        self._temp.take()
+    }
+
     pub fn buckets(&self) -> PathBuf {
         self.data_dir.join("buckets")
     }

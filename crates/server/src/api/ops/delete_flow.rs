@@ -31,6 +31,8 @@ pub(crate) async fn handle(
     if !state.store.delete_flow(name).await? {
         return Err(flow_not_found(name));
     }
+    // The schedule record went with the flow; the scheduler forgets it too.
+    state.scheduler.deactivate(name);
     tracing::info!(flow_name = %name, canceled_runs = running.len(), "flow deleted");
     Ok(DeleteFlowResponse {})
 }

@@ -1,5 +1,6 @@
 //! One module per AppFlow operation, each with
-//! `pub(crate) async fn handle(state: &AppState, request: XRequest) -> Result<XResponse, ApiError>`.
+//! `pub(crate) async fn handle(state: &AppState, request: XRequest) -> Result<XResponse, ApiError>`,
+//! plus Sluice's flow webhook (`trigger_flow_webhook`).
 
 pub(crate) mod cancel_flow_executions;
 pub(crate) mod create_connector_profile;
@@ -21,6 +22,7 @@ pub(crate) mod reset_connector_metadata_cache;
 pub(crate) mod start_flow;
 pub(crate) mod stop_flow;
 pub(crate) mod tag_resource;
+pub(crate) mod trigger_flow_webhook;
 pub(crate) mod unregister_connector;
 pub(crate) mod untag_resource;
 pub(crate) mod update_connector_profile;

@@ -1,5 +1,6 @@
 //! `StopFlow`: deactivates a scheduled or event flow (`Suspended`). On-demand flows have
-//! nothing to deactivate. Runs in progress continue.
+//! nothing to deactivate. Runs in progress continue, and the scheduler still records their
+//! end (watermark, failure count).
 
 use sluice_api_model::{FlowStatus, StopFlowRequest, StopFlowResponse, TriggerType};
 
@@ -31,6 +32,8 @@ pub(crate) async fn handle(
     }
     document.describe.flow_status = Some(FlowStatus::Suspended);
     save_flow(state, &document).await?;
+    // A run in progress continues; its end is still recorded.
+    state.scheduler.deactivate(name);
     tracing::info!(flow_name = %name, "flow deactivated");
     Ok(StopFlowResponse {
         flow_arn: Some(document.arn().to_string()),

@@ -2,14 +2,21 @@
 //!
 //! The source and destination connector types are part of a flow's identity and cannot
 //! change. `schemaVersion` is bumped when mappings, data types or partition keys change.
-//! Runs in progress keep the definition they started with.
+//! Runs in progress keep the definition they started with. An active scheduled flow is
+//! replanned at once (its state and watermark are kept); a flow that stops being an active
+//! scheduled flow leaves the scheduler.
 
 use sluice_api_model::{UpdateFlowRequest, UpdateFlowResponse};
 use sluice_domain::FlowDefinitionRef;
 
+use sluice_api_model::FlowStatus;
+use sluice_scheduler::ScheduledFlow;
+
 use crate::api::common::{load_flow, now, save_flow};
 use crate::api::flows::{canonical_trigger, check_definition, status_after_update};
+use crate::documents::FlowDocument;
 use crate::error::ApiError;
+use crate::schedules;
 use crate::state::AppState;
 
 pub(crate) async fn handle(
@@ -85,8 +92,39 @@ pub(crate) async fn handle(
     document.internal.source_connector_label = checked.source_connector_label;
     document.internal.destination_connector_label = checked.destination_connector_label;
     save_flow(state, &document).await?;
+    replan(state, &name, &document).await?;
     tracing::info!(flow_name = %name, schema_version, flow_status = %status, "flow updated");
     Ok(UpdateFlowResponse {
         flow_status: Some(status),
     })
+}
+
+/// Tells the scheduler about the updated flow.
+async fn replan(state: &AppState, name: &str, document: &FlowDocument) -> Result<(), ApiError> {
+    let scheduled = document.status() == FlowStatus::Active
+        && schedules::scheduled_properties(document).is_some();
+    if !scheduled {
+        state.scheduler.deactivate(name);
+        return Ok(());
+    }
+    let plan = schedules::plan_of(document)?;
+    if state.scheduler.update(name, plan.clone()) {
+        return Ok(());
+    }
+    // Active but unknown to the scheduler (its earlier plan could not be loaded): schedule it.
+    let (activated_at, flow_state) = schedules::load_state(state.store.as_ref(), name).await?;
+    let activated_at = activated_at.unwrap_or_else(|| state.clock.now());
+    if let Err(error) = state
+        .scheduler
+        .activate(ScheduledFlow {
+            name: name.to_string(),
+            plan,
+            activated_at,
+            state: flow_state,
+        })
+        .await
+    {
+        tracing::error!(%error, "schedule state not persisted");
+    }
+    Ok(())
 }
