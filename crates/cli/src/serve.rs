@@ -4,6 +4,10 @@
 //! else from `<data-dir>/root-credentials.json`, else it is generated into that file (mode
 //! 0600) and the `export` lines a user needs are printed once. Ctrl-C or SIGTERM stops the
 //! server gracefully: in-flight requests finish and running flow runs are canceled.
+//!
+//! Scheduled flows follow the system clock. For end-to-end tests, `SLUICE_TEST_CLOCK_FILE`
+//! names a file holding "now" in epoch milliseconds: the scheduler reads its time from it
+//! (re-read a few times a second), so a test moves time by rewriting the file.
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;

@@ -258,8 +258,8 @@ impl ConnectorCapability {
 
 /// Which connectors Sluice can run, as sources and as destinations.
 ///
-/// [`Capabilities::sluice`] (also the `Default`) is what this release ships: Amazon S3 both
-/// ways, and a planned `CustomConnector` labelled `Postgres`.
+/// [`Capabilities::sluice`] (also the `Default`) is what this release ships: Amazon S3 and a
+/// `CustomConnector` labelled `Postgres`, both ways.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capabilities {
     entries: Vec<ConnectorCapability>,
@@ -284,8 +284,8 @@ impl Capabilities {
             .with(ConnectorCapability {
                 connector_type: ConnectorType::CustomConnector,
                 label: Some("Postgres".to_string()),
-                as_source: Some(Support::Planned),
-                as_destination: Some(Support::Planned),
+                as_source: Some(Support::Enabled),
+                as_destination: Some(Support::Enabled),
             })
     }
 
@@ -496,8 +496,9 @@ mod tests {
         let postgres = caps
             .get(ConnectorType::CustomConnector, Some("Postgres"))
             .unwrap();
-        assert_eq!(postgres.as_source, Some(Support::Planned));
-        assert!(!caps.supports(
+        assert_eq!(postgres.as_source, Some(Support::Enabled));
+        assert_eq!(postgres.as_destination, Some(Support::Enabled));
+        assert!(caps.supports(
             ConnectorType::CustomConnector,
             Some("Postgres"),
             ConnectorRole::Source
@@ -508,7 +509,13 @@ mod tests {
         );
         assert!(caps.get(ConnectorType::CustomConnector, None).is_none());
 
-        let error = caps
+        let planned = caps.clone().with(ConnectorCapability {
+            connector_type: ConnectorType::CustomConnector,
+            label: Some("Postgres".into()),
+            as_source: Some(Support::Planned),
+            as_destination: Some(Support::Planned),
+        });
+        let error = planned
             .require(
                 ConnectorType::CustomConnector,
                 Some("Postgres"),

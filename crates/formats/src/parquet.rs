@@ -9,20 +9,34 @@
 //!
 //! With `preserve_source_data_typing` false (AppFlow's default) every column is written as a
 //! string, rendered by [`crate::text`]; with it true the Arrow types are kept.
+//!
+//! Dictionary encoding is chosen per column from the first batch: string columns whose sampled
+//! values are mostly distinct (ids, e-mails, free text) are written plain. For such columns the
+//! encoder would otherwise fill a dictionary up to its page limit and then fall back to plain
+//! encoding anyway, spending CPU on hashing and keeping a dictionary page per column and row
+//! group in memory. Repetitive columns (countries, statuses) keep their dictionaries.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use ::parquet::arrow::ArrowWriter;
 use ::parquet::basic::Compression;
 use ::parquet::file::properties::{EnabledStatistics, WriterProperties};
-use arrow_array::RecordBatch;
+use ::parquet::schema::types::ColumnPath;
+use arrow_array::{Array, RecordBatch, StringArray};
 use arrow_schema::{Field, Schema, SchemaRef};
 use bytes::Bytes;
 
 use crate::{BatchWriter, FormatError, OutputFormat, WriterOptions};
 
-/// Rows per row group.
-pub const DEFAULT_ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Rows per row group. A row group is assembled in memory, so this bounds the writer's memory;
+/// 64k rows keeps wide text rows well under 64 MB while still giving readers large groups.
+pub const DEFAULT_ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// Rows of the first batch sampled to choose dictionary encoding per column.
+const DICTIONARY_SAMPLE_ROWS: usize = 1024;
+/// Non-null sampled values needed before a column may be judged too distinct for a dictionary.
+const DICTIONARY_MIN_SAMPLE: usize = 64;
 /// Approximate encoded bytes per row group.
 pub const DEFAULT_ROW_GROUP_BYTES: usize = 64 * 1024 * 1024;
 
@@ -126,7 +140,7 @@ impl BatchWriter for ParquetWriter {
             let writer = ArrowWriter::try_new(
                 Vec::new(),
                 Arc::clone(&schema),
-                Some(self.properties.clone()),
+                Some(dictionary_by_column(self.properties.clone(), &batch)),
             )
             .map_err(Self::error)?;
             self.writer = Some(writer);
@@ -173,6 +187,35 @@ impl BatchWriter for ParquetWriter {
         writer.finish().map_err(Self::error)?;
         Ok(Bytes::from(std::mem::take(writer.inner_mut())))
     }
+}
+
+/// Disables dictionary encoding for the string columns of `batch` whose sampled values are
+/// mostly distinct; see the module documentation.
+fn dictionary_by_column(properties: WriterProperties, batch: &RecordBatch) -> WriterProperties {
+    let mut builder = properties.into_builder();
+    for (field, column) in batch.schema_ref().fields().iter().zip(batch.columns()) {
+        if mostly_distinct(column.as_ref()) {
+            builder = builder
+                .set_column_dictionary_enabled(ColumnPath::from(field.name().as_str()), false);
+        }
+    }
+    builder.build()
+}
+
+/// Whether more than half of the sampled non-null values of a string column are distinct.
+/// Other types keep the encoder's default.
+fn mostly_distinct(column: &dyn Array) -> bool {
+    let Some(strings) = column.as_any().downcast_ref::<StringArray>() else {
+        return false;
+    };
+    let sample = strings.len().min(DICTIONARY_SAMPLE_ROWS);
+    let mut distinct = HashSet::with_capacity(sample);
+    let mut values = 0;
+    for row in (0..sample).filter(|row| strings.is_valid(*row)) {
+        values += 1;
+        distinct.insert(strings.value(row));
+    }
+    values >= DICTIONARY_MIN_SAMPLE && distinct.len() * 2 > values
 }
 
 #[cfg(test)]

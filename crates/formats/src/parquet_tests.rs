@@ -212,3 +212,75 @@ fn finishing_an_unused_writer_yields_nothing() {
     let writer = ParquetWriter::new(&WriterOptions::default());
     assert!(Box::new(writer).finish().unwrap().is_empty());
 }
+
+#[test]
+fn dictionaries_are_kept_only_for_repetitive_string_columns() {
+    let rows = 2_000;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("email", DataType::Utf8, true),
+        Field::new("country", DataType::Utf8, true),
+        Field::new("n", DataType::Int64, true),
+    ]));
+    let emails: Vec<String> = (0..rows).map(|i| format!("user{i}@exämple.com")).collect();
+    let countries: Vec<Option<&str>> = (0..rows)
+        .map(|i| (i % 7 != 0).then_some(["FR", "日本", "US"][i % 3]))
+        .collect();
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(StringArray::from(emails)) as ArrayRef,
+            Arc::new(StringArray::from(countries)),
+            Arc::new(Int64Array::from_iter_values(0..rows as i64)),
+        ],
+    )
+    .unwrap();
+    let options = WriterOptions {
+        preserve_source_data_typing: true,
+        ..WriterOptions::default()
+    };
+    let mut writer = ParquetWriter::new(&options);
+    let (mut file, _) = write_all(&mut writer, std::slice::from_ref(&batch));
+    file.extend_from_slice(&Box::new(writer).finish().unwrap());
+
+    let (read, _, metadata) = read(file);
+    let row_group = metadata.row_group(0);
+    let has_dictionary =
+        |column: usize| row_group.column(column).dictionary_page_offset().is_some();
+    assert!(!has_dictionary(0), "distinct e-mails are written plain");
+    assert!(
+        has_dictionary(1),
+        "a repetitive column keeps its dictionary"
+    );
+    assert!(has_dictionary(2), "non-string columns keep the default");
+    let column = |index: usize| -> Vec<Option<String>> {
+        read.iter()
+            .flat_map(|batch| batch.column(index).as_string::<i32>().iter())
+            .map(|value| value.map(str::to_owned))
+            .collect()
+    };
+    let (emails, countries) = (column(0), column(1));
+    assert_eq!(emails.len(), rows);
+    assert_eq!(emails[1_999].as_deref(), Some("user1999@exämple.com"));
+    assert_eq!(countries[1].as_deref(), Some("日本"));
+    assert_eq!(countries[2].as_deref(), Some("US"));
+    assert_eq!(countries[7], None);
+}
+
+#[test]
+fn small_or_sparse_samples_keep_the_default_encoding() {
+    let few = StringArray::from_iter_values((0..10).map(|i| format!("v{i}")));
+    assert!(!mostly_distinct(&few), "too few values to judge");
+    let sparse = StringArray::from_iter((0..1_000).map(|i| (i % 50 == 0).then(|| format!("{i}"))));
+    assert!(
+        !mostly_distinct(&sparse),
+        "20 non-null values are too few to judge"
+    );
+    let distinct = StringArray::from_iter_values((0..100).map(|i| format!("é{i}")));
+    assert!(mostly_distinct(&distinct));
+    let half = StringArray::from_iter_values((0..100).map(|i| format!("{}", i % 50)));
+    assert!(
+        !mostly_distinct(&half),
+        "exactly half distinct keeps the dictionary"
+    );
+    assert!(!mostly_distinct(&Int64Array::from_iter_values(0..100)));
+}

@@ -18,8 +18,10 @@ pub struct Registry {
 impl Registry {
     /// The registry of all connectors; object-store connectors use `storage` for buckets.
     pub fn new(storage: Arc<Storage>) -> Self {
-        let connectors: Vec<Arc<dyn Connector>> =
-            vec![Arc::new(sluice_connector_s3::S3Connector::new(storage))];
+        let connectors: Vec<Arc<dyn Connector>> = vec![
+            Arc::new(sluice_connector_s3::S3Connector::new(storage)),
+            Arc::new(sluice_connector_postgres::PostgresConnector::new()),
+        ];
         Self { connectors }
     }
 }
@@ -57,7 +59,7 @@ mod tests {
     }
 
     #[test]
-    fn finds_s3_and_nothing_else() {
+    fn finds_s3_and_postgres_and_nothing_else() {
         let registry = registry();
         let s3 = registry
             .get(model::ConnectorType::S3, None)
@@ -77,6 +79,15 @@ mod tests {
         assert!(
             registry
                 .get(model::ConnectorType::CustomConnector, Some("S3"))
+                .is_none()
+        );
+        let postgres = registry
+            .get(model::ConnectorType::CustomConnector, Some("Postgres"))
+            .expect("Postgres is registered");
+        assert_eq!(postgres.connector_label(), Some("Postgres"));
+        assert!(
+            registry
+                .get(model::ConnectorType::CustomConnector, None)
                 .is_none()
         );
     }

@@ -278,7 +278,12 @@ fn custom_connectors_are_matched_by_label() {
         "sourceConnectorProperties": {"CustomConnector": {"entityName": "public.users"}}});
     body["tasks"] = json!([{"taskType": "Map_all", "sourceFields": [], "connectorOperator": {"CustomConnector": "NO_OP"}}]);
     let request = request(&body);
-    let caps = Capabilities::default();
+    let caps = Capabilities::default().with(ConnectorCapability {
+        connector_type: ConnectorType::CustomConnector,
+        label: Some("Postgres".into()),
+        as_source: Some(Support::Planned),
+        as_destination: Some(Support::Planned),
+    });
 
     // Postgres is planned, not enabled.
     let planned = FlowDefinitionRef::from(&request).with_labels(Some("Postgres"), None);

@@ -1,0 +1,328 @@
+//! A retrying HTTP client: transient failures (connection errors, 429, 500/502/503/504, and
+//! whatever the connector's own predicate adds) are retried with full-jitter exponential backoff,
+//! honouring `Retry-After`, within a total time budget.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::Rng;
+use reqwest::header::HeaderMap;
+use reqwest::{RequestBuilder, StatusCode};
+
+/// How requests are retried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetryConfig {
+    /// Retries after the first attempt.
+    pub max_retries: u32,
+    /// Backoff ceiling of the first retry; doubles with each retry.
+    pub base_backoff: Duration,
+    /// Longest single wait (a longer `Retry-After` is still honoured within `retry_timeout`).
+    pub max_backoff: Duration,
+    /// Total time after which no further retry starts.
+    pub retry_timeout: Duration,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self {
+            max_retries: 8,
+            base_backoff: Duration::from_millis(200),
+            max_backoff: Duration::from_secs(30),
+            retry_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+impl RetryConfig {
+    /// Waits of a few milliseconds, for tests.
+    pub fn fast() -> Self {
+        Self {
+            max_retries: 5,
+            base_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(20),
+            retry_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The wait before retry number `retry` (0-based): uniformly random in
+    /// `[0, min(max_backoff, base * 2^retry)]`, or `retry_after` when the server named one.
+    pub fn backoff(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+        if let Some(wait) = retry_after {
+            return wait;
+        }
+        let ceiling = self
+            .base_backoff
+            .saturating_mul(2u32.saturating_pow(retry.min(20)))
+            .min(self.max_backoff);
+        let millis = u64::try_from(ceiling.as_millis()).unwrap_or(u64::MAX);
+        Duration::from_millis(rand::rng().random_range(0..=millis))
+    }
+}
+
+/// Parses `Retry-After` as delta-seconds or an HTTP date.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(reqwest::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let delta = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(delta.to_std().unwrap_or(Duration::ZERO))
+}
+
+/// Whether a status is transient on any HTTP API.
+pub fn is_transient_status(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 429 | 500 | 502 | 503 | 504)
+}
+
+/// A fully read response.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+}
+
+impl HttpResponse {
+    /// The body as text, lossily, cut to `limit` characters (for error messages).
+    pub fn body_excerpt(&self, limit: usize) -> String {
+        String::from_utf8_lossy(&self.body)
+            .chars()
+            .take(limit)
+            .collect()
+    }
+}
+
+/// A transport failure that outlived its retries.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    /// The request could not be sent or its response read.
+    #[error("{what}: request failed after {attempts} attempt(s): {message}")]
+    Transport {
+        /// What was being requested (never a URL with credentials).
+        what: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure.
+        message: String,
+    },
+    /// The client could not be built.
+    #[error("http client: {0}")]
+    Client(String),
+}
+
+/// A `reqwest` client with a retry policy.
+#[derive(Debug, Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    retry: RetryConfig,
+}
+
+impl HttpClient {
+    /// A client with connection pooling and the given retry policy.
+    pub fn new(retry: RetryConfig) -> Result<Self, HttpError> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(300))
+            .build()
+            .map_err(|error| HttpError::Client(error.to_string()))?;
+        Ok(Self { client, retry })
+    }
+
+    /// The underlying client, to build requests.
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// The retry policy.
+    pub fn retry_config(&self) -> &RetryConfig {
+        &self.retry
+    }
+
+    /// Sends the request `build` makes, retrying transport errors, transient statuses and
+    /// responses `retryable` accepts. The last response is returned whatever its status, so
+    /// the caller maps API errors; only a transport failure on every attempt is an error.
+    /// `what` names the call in errors and logs.
+    pub async fn send<B, R>(
+        &self,
+        what: &str,
+        build: B,
+        retryable: R,
+    ) -> Result<HttpResponse, HttpError>
+    where
+        B: Fn(&reqwest::Client) -> RequestBuilder,
+        R: Fn(&HttpResponse) -> bool,
+    {
+        let started = Instant::now();
+        let mut retry = 0u32;
+        loop {
+            let outcome = match build(&self.client).send().await {
+                Ok(response) => {
+                    let status = response.status();
+                    let headers = response.headers().clone();
+                    match response.bytes().await {
+                        Ok(body) => Ok(HttpResponse {
+                            status,
+                            headers,
+                            body,
+                        }),
+                        Err(error) => Err(error),
+                    }
+                }
+                Err(error) => Err(error),
+            };
+            let wait_hint = match &outcome {
+                Ok(response) if is_transient_status(response.status) || retryable(response) => {
+                    Some(retry_after(&response.headers))
+                }
+                Ok(_) => None,
+                Err(_) => Some(None),
+            };
+            let Some(retry_after) = wait_hint else {
+                return outcome.map_err(|error| transport(what, retry + 1, &error));
+            };
+            let wait = self.retry.backoff(retry, retry_after);
+            let out_of_budget = retry >= self.retry.max_retries
+                || started.elapsed() + wait > self.retry.retry_timeout;
+            if out_of_budget {
+                return outcome.map_err(|error| transport(what, retry + 1, &error));
+            }
+            match &outcome {
+                Ok(response) => {
+                    tracing::warn!(what, status = %response.status, retry, ?wait, "transient http answer, retrying")
+                }
+                Err(error) => {
+                    tracing::warn!(what, %error, retry, ?wait, "http request failed, retrying")
+                }
+            }
+            tokio::time::sleep(wait).await;
+            retry += 1;
+        }
+    }
+}
+
+fn transport(what: &str, attempts: u32, error: &reqwest::Error) -> HttpError {
+    // Only the kind and the causes: reqwest's own text carries the URL, whose query string
+    // may hold a token or a SOQL filter value.
+    let mut parts = vec![if error.is_connect() {
+        "connection failed".to_owned()
+    } else if error.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        "transport error".to_owned()
+    }];
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        parts.push(cause.to_string());
+        source = cause.source();
+    }
+    HttpError::Transport {
+        what: what.to_owned(),
+        attempts,
+        message: parts.join(": "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_bounded_and_honours_retry_after() {
+        let config = RetryConfig {
+            max_retries: 3,
+            base_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_millis(250),
+            retry_timeout: Duration::from_secs(1),
+        };
+        for retry in 0..40 {
+            assert!(config.backoff(retry, None) <= Duration::from_millis(250));
+        }
+        assert_eq!(
+            config.backoff(0, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
+    }
+
+    #[test]
+    fn parses_retry_after_forms() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert("retry-after", "3".parse().unwrap());
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)));
+        headers.insert(
+            "retry-after",
+            "Wed, 21 Oct 2015 07:28:00 GMT".parse().unwrap(),
+        );
+        assert_eq!(retry_after(&headers), Some(Duration::ZERO));
+        headers.insert("retry-after", "soon".parse().unwrap());
+        assert_eq!(retry_after(&headers), None);
+    }
+
+    #[tokio::test]
+    async fn retries_transient_answers_then_gives_the_last_one_back() {
+        use sluice_fake_salesforce::{FakeSalesforce, Fault};
+        let fake = FakeSalesforce::start(0).await.unwrap();
+        let token = fake.issue_access_token();
+        let url = format!("{}/services/data/v58.0/sobjects", fake.url());
+        fake.inject([
+            Fault::Unavailable {
+                retry_after: Some(0),
+            },
+            Fault::RequestLimitExceeded,
+        ]);
+        let client = HttpClient::new(RetryConfig::fast()).unwrap();
+        let limit_exceeded = |r: &HttpResponse| {
+            r.status == StatusCode::FORBIDDEN
+                && r.body_excerpt(500).contains("REQUEST_LIMIT_EXCEEDED")
+        };
+        let ok = client
+            .send("list", |c| c.get(&url).bearer_auth(&token), limit_exceeded)
+            .await
+            .unwrap();
+        assert_eq!(ok.status, StatusCode::OK);
+        assert_eq!(fake.stats().faults_served, 2);
+
+        // Without the predicate a 403 is final; past the retry budget the 503 is returned.
+        fake.inject([Fault::RequestLimitExceeded]);
+        let refused = client
+            .send("list", |c| c.get(&url).bearer_auth(&token), |_| false)
+            .await
+            .unwrap();
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        fake.inject([Fault::Unavailable { retry_after: None }; 10]);
+        let gave_up = client
+            .send("list", |c| c.get(&url).bearer_auth(&token), |_| false)
+            .await
+            .unwrap();
+        assert_eq!(gave_up.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(fake.stats().faults_served, 2 + 1 + 6);
+
+        let closed = HttpClient::new(RetryConfig {
+            max_retries: 1,
+            ..RetryConfig::fast()
+        })
+        .unwrap();
+        let error = closed
+            .send(
+                "probe",
+                |c| c.get("http://127.0.0.1:9/x?token=secret"),
+                |_| false,
+            )
+            .await
+            .unwrap_err();
+        let text = error.to_string();
+        assert!(
+            text.starts_with("probe: request failed after 2 attempt(s)"),
+            "{text}"
+        );
+        assert!(!text.contains("secret"), "{text}");
+    }
+}

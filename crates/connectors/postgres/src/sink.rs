@@ -1,0 +1,416 @@
+//! Writing batches into a table.
+//!
+//! A run is one transaction, so nothing is visible before [`DestinationWriter::commit`] and a
+//! failed or aborted run leaves the table as it was. Each batch is loaded with binary
+//! `COPY … FROM STDIN` into a temporary staging table and merged into the target under a
+//! savepoint. When the database rejects the merge (a constraint, a failed cast), the batch is
+//! rolled back to its savepoint and its rows are retried one by one, so the failing rows are
+//! found and named: the run fails on the first of them, or, with
+//! `failOnFirstDestinationError: false`, they are counted as put failures and logged.
+
+use std::collections::HashMap;
+
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::Schema;
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::SinkExt;
+use sluice_connector_api::{ConnectorError, ConnectorErrorKind, DestinationWriter, WriteSummary};
+use tokio_postgres::Client;
+
+use crate::client::{Column, connect, pg_error, table_columns, table_exists};
+use crate::config::{ConnectionConfig, DestinationConfig, WriteMode, quote_ident};
+use crate::encode::{
+    StageColumn, StageType, prepare, stage_column, write_header, write_row, write_trailer,
+};
+
+/// COPY data is sent in chunks of about this size.
+const COPY_CHUNK: usize = 1 << 20;
+
+/// How one batch schema is loaded: staging table and merge statements.
+struct Plan {
+    stage_table: String,
+    stage_columns: Vec<StageColumn>,
+    names: Vec<String>,
+    copy_sql: String,
+    merge_sql: Vec<String>,
+}
+
+/// The writer of one run.
+pub struct PostgresWriter {
+    client: Client,
+    config: DestinationConfig,
+    plans: HashMap<Vec<(String, String)>, Plan>,
+    target: Option<Vec<Column>>,
+    summary: WriteSummary,
+    rows_seen: u64,
+}
+
+impl PostgresWriter {
+    /// Connects and starts the run's transaction.
+    pub async fn open(
+        connection: &ConnectionConfig,
+        config: DestinationConfig,
+    ) -> Result<Self, ConnectorError> {
+        let client = connect(connection).await?;
+        client
+            .batch_execute("BEGIN")
+            .await
+            .map_err(|e| pg_error(&e, "cannot start the write transaction"))?;
+        let target = if table_exists(&client, &config.table).await? {
+            Some(table_columns(&client, &config.table).await?)
+        } else if config.mode != WriteMode::Insert && config.mode != WriteMode::Upsert {
+            return Err(ConnectorError::not_found(format!(
+                "destination table {} does not exist",
+                config.table
+            )));
+        } else {
+            None
+        };
+        Ok(Self {
+            client,
+            summary: WriteSummary {
+                locations: vec![config.table.to_string()],
+                ..WriteSummary::default()
+            },
+            config,
+            plans: HashMap::new(),
+            target,
+            rows_seen: 0,
+        })
+    }
+
+    /// Creates the target table from the first batch's schema.
+    async fn create_table(&mut self, schema: &Schema) -> Result<Vec<Column>, ConnectorError> {
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let sql_type = stage_column(f.data_type()).sql_type;
+                let not_null = if f.is_nullable() { "" } else { " NOT NULL" };
+                format!("{} {sql_type}{not_null}", quote_ident(f.name()))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!("CREATE TABLE {} ({columns})", self.config.table.quoted());
+        tracing::info!(table = %self.config.table, "creating destination table");
+        self.client
+            .batch_execute(&sql)
+            .await
+            .map_err(|e| pg_error(&e, &format!("cannot create table {}", self.config.table)))?;
+        table_columns(&self.client, &self.config.table).await
+    }
+
+    /// Builds (once per batch schema) the staging table and merge statements.
+    async fn plan(&mut self, schema: &Schema) -> Result<Vec<(String, String)>, ConnectorError> {
+        let key: Vec<(String, String)> = schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().clone(), f.data_type().to_string()))
+            .collect();
+        if self.plans.contains_key(&key) {
+            return Ok(key);
+        }
+        let table = self.config.table.clone();
+        let target = match &self.target {
+            Some(target) => target.clone(),
+            None => {
+                let created = self.create_table(schema).await?;
+                self.target = Some(created.clone());
+                created
+            }
+        };
+        let mut pairs: Vec<(&Column, StageColumn)> = Vec::new();
+        for field in schema.fields() {
+            let column = target
+                .iter()
+                .find(|c| &c.name == field.name())
+                .ok_or_else(|| {
+                    ConnectorError::bad_data(format!(
+                        "field {} has no column in destination table {table}",
+                        field.name()
+                    ))
+                })?;
+            pairs.push((column, stage_column(field.data_type())));
+        }
+        for id in &self.config.id_fields {
+            if !pairs.iter().any(|(c, _)| &c.name == id) {
+                return Err(ConnectorError::invalid_config(format!(
+                    "idFieldNames names {id}, which is not a field written to table {table}"
+                )));
+            }
+        }
+        // Check every conversion up front so a mismatch names its column and both types.
+        for ((column, stage), field) in pairs.iter().zip(schema.fields()) {
+            let probe = format!(
+                "SELECT CAST(NULL::{} AS {})",
+                stage.sql_type, column.base_type
+            );
+            if let Err(error) = self.client.batch_execute(&probe).await {
+                let reason = error
+                    .as_db_error()
+                    .map(|db| db.message().to_owned())
+                    .unwrap_or_else(|| error.to_string());
+                return Err(ConnectorError::bad_data(format!(
+                    "field {} has Arrow type {} (sent as {}), which cannot be written to \
+                     column {} of table {table} of type {}: {reason}",
+                    field.name(),
+                    field.data_type(),
+                    stage.sql_type,
+                    column.name,
+                    column.type_name
+                )));
+            }
+        }
+        let stage_table = format!("sluice_stage_{}", self.plans.len());
+        let stage_defs = pairs
+            .iter()
+            .map(|(c, s)| format!("{} {}", quote_ident(&c.name), s.sql_type))
+            .collect::<Vec<_>>()
+            .join(", ");
+        self.client
+            .batch_execute(&format!(
+                "CREATE TEMP TABLE {stage_table} ({stage_defs}) ON COMMIT DROP"
+            ))
+            .await
+            .map_err(|e| pg_error(&e, "cannot create the staging table"))?;
+        let names: Vec<String> = pairs.iter().map(|(c, _)| c.name.clone()).collect();
+        let merge_sql = merge_statements(
+            &self.config,
+            &stage_table,
+            &pairs.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
+        );
+        let plan = Plan {
+            copy_sql: format!("COPY {stage_table} FROM STDIN (FORMAT binary)"),
+            stage_table,
+            stage_columns: pairs.into_iter().map(|(_, s)| s).collect(),
+            names,
+            merge_sql,
+        };
+        self.plans.insert(key.clone(), plan);
+        Ok(key)
+    }
+
+    /// Loads `rows` of the batch into the staging table and merges them; returns rows merged.
+    async fn load(
+        &self,
+        plan: &Plan,
+        arrays: &[ArrayRef],
+        stages: &[StageType],
+        rows: &[usize],
+    ) -> Result<u64, tokio_postgres::Error> {
+        self.client
+            .batch_execute(&format!("TRUNCATE {}", plan.stage_table))
+            .await?;
+        let sink = self.client.copy_in::<_, Bytes>(&plan.copy_sql).await?;
+        let mut sink = std::pin::pin!(sink);
+        let mut buf = Vec::with_capacity(COPY_CHUNK + 4096);
+        write_header(&mut buf);
+        for &row in rows {
+            // Rows were encoded once already, so encoding cannot fail here.
+            if write_row(&mut buf, arrays, stages, row).is_err() {
+                continue;
+            }
+            if buf.len() >= COPY_CHUNK {
+                sink.send(Bytes::from(std::mem::take(&mut buf))).await?;
+                buf.reserve(COPY_CHUNK + 4096);
+            }
+        }
+        write_trailer(&mut buf);
+        sink.send(Bytes::from(buf)).await?;
+        sink.as_mut().finish().await?;
+        let mut merged = 0;
+        for sql in &plan.merge_sql {
+            merged = self.client.execute(sql.as_str(), &[]).await?;
+        }
+        Ok(merged)
+    }
+
+    /// Records a rejected row: fails the run or counts it, per `errorHandlingConfig`.
+    fn reject(
+        &mut self,
+        row: u64,
+        field: Option<&str>,
+        reason: &str,
+    ) -> Result<(), ConnectorError> {
+        let table = &self.config.table;
+        let place = match field {
+            Some(field) => format!("row {row}, field {field}"),
+            None => format!("row {row}"),
+        };
+        if self.config.fail_on_first_error {
+            return Err(ConnectorError::bad_data(format!(
+                "table {table} rejected {place}: {reason}"
+            )));
+        }
+        tracing::warn!(table = %table, row, field, reason, "destination rejected a row");
+        self.summary.put_failures += 1;
+        Ok(())
+    }
+}
+
+/// Whether a failure is the database refusing data (retry rows) rather than the connection.
+fn is_rejection(error: &tokio_postgres::Error) -> bool {
+    match error.as_db_error() {
+        None => false,
+        Some(db) => {
+            let code = db.code().code();
+            !(code.starts_with("08") || code.starts_with("53") || code.starts_with("57"))
+        }
+    }
+}
+
+/// The statements merging the staging table into the target.
+fn merge_statements(config: &DestinationConfig, stage: &str, columns: &[&Column]) -> Vec<String> {
+    let target = config.table.quoted();
+    // Casting to the base type leaves the type modifier to assignment, which refuses a value
+    // too long for varchar(n) where an explicit cast would silently cut it.
+    let cast = |c: &Column| format!("CAST(s.{} AS {})", quote_ident(&c.name), c.base_type);
+    let names = columns
+        .iter()
+        .map(|c| quote_ident(&c.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let values = columns
+        .iter()
+        .map(|c| cast(c))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let matches = config
+        .id_fields
+        .iter()
+        .filter_map(|id| columns.iter().find(|c| &c.name == id))
+        .map(|c| format!("t.{} = {}", quote_ident(&c.name), cast(c)))
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let sets = columns
+        .iter()
+        .filter(|c| !config.id_fields.contains(&c.name))
+        .map(|c| format!("{} = {}", quote_ident(&c.name), cast(c)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let insert = format!("INSERT INTO {target} ({names}) SELECT {values} FROM {stage} s");
+    let update = format!("UPDATE {target} t SET {sets} FROM {stage} s WHERE {matches}");
+    let insert_missing =
+        format!("{insert} WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {matches})");
+    match config.mode {
+        WriteMode::Insert => vec![insert],
+        // With only id fields there is nothing to update.
+        WriteMode::Upsert if sets.is_empty() => vec![insert_missing],
+        WriteMode::Upsert => vec![update, insert_missing],
+        WriteMode::Update if sets.is_empty() => Vec::new(),
+        WriteMode::Update => vec![update],
+        WriteMode::Delete => vec![format!(
+            "DELETE FROM {target} t USING {stage} s WHERE {matches}"
+        )],
+    }
+}
+
+#[async_trait]
+impl DestinationWriter for PostgresWriter {
+    async fn write(&mut self, batch: RecordBatch) -> Result<(), ConnectorError> {
+        let rows = batch.num_rows();
+        if rows == 0 {
+            return Ok(());
+        }
+        let first_row = self.rows_seen + 1;
+        self.rows_seen += rows as u64;
+        let key = self.plan(batch.schema().as_ref()).await?;
+        let plan = self
+            .plans
+            .remove(&key)
+            .ok_or_else(|| ConnectorError::internal("batch plan vanished"))?;
+        let result = self.write_planned(&plan, &batch, first_row).await;
+        self.plans.insert(key, plan);
+        result
+    }
+
+    async fn commit(self: Box<Self>) -> Result<WriteSummary, ConnectorError> {
+        self.client.batch_execute("COMMIT").await.map_err(|e| {
+            pg_error(
+                &e,
+                &format!("cannot commit writes to {}", self.config.table),
+            )
+        })?;
+        Ok(self.summary)
+    }
+
+    async fn abort(self: Box<Self>) {
+        if let Err(error) = self.client.batch_execute("ROLLBACK").await {
+            tracing::debug!(%error, "rollback of an aborted Postgres write failed");
+        }
+    }
+}
+
+impl PostgresWriter {
+    async fn write_planned(
+        &mut self,
+        plan: &Plan,
+        batch: &RecordBatch,
+        first_row: u64,
+    ) -> Result<(), ConnectorError> {
+        let (arrays, stages) = prepare(batch.columns(), &plan.stage_columns, &plan.names)
+            .map_err(ConnectorError::bad_data)?;
+        // Encode every row once to find values Postgres cannot hold (out-of-range dates).
+        let mut good = Vec::with_capacity(batch.num_rows());
+        let mut scratch = Vec::new();
+        for row in 0..batch.num_rows() {
+            scratch.clear();
+            match write_row(&mut scratch, &arrays, &stages, row) {
+                Ok(()) => good.push(row),
+                Err((field, reason)) => self.reject(
+                    first_row + row as u64,
+                    plan.names.get(field).map(String::as_str),
+                    &reason,
+                )?,
+            }
+        }
+        let table = self.config.table.to_string();
+        self.savepoint("SAVEPOINT sluice_batch").await?;
+        match self.load(plan, &arrays, &stages, &good).await {
+            Ok(_) => {
+                self.savepoint("RELEASE SAVEPOINT sluice_batch").await?;
+                self.summary.records_written += good.len() as u64;
+                self.summary.bytes_written += batch.get_array_memory_size() as u64;
+                return Ok(());
+            }
+            Err(error) if is_rejection(&error) => {
+                tracing::info!(table = %table, %error, "batch rejected; retrying its rows one by one");
+                self.savepoint("ROLLBACK TO SAVEPOINT sluice_batch").await?;
+            }
+            Err(error) => return Err(pg_error(&error, &format!("cannot write to table {table}"))),
+        }
+        for row in good {
+            self.savepoint("SAVEPOINT sluice_row").await?;
+            match self.load(plan, &arrays, &stages, &[row]).await {
+                Ok(_) => {
+                    self.savepoint("RELEASE SAVEPOINT sluice_row").await?;
+                    self.summary.records_written += 1;
+                }
+                Err(error) if is_rejection(&error) => {
+                    self.savepoint("ROLLBACK TO SAVEPOINT sluice_row").await?;
+                    let reason = error
+                        .as_db_error()
+                        .map(|db| db.message().to_owned())
+                        .unwrap_or_else(|| error.to_string());
+                    self.reject(first_row + row as u64, None, &reason)?;
+                }
+                Err(error) => {
+                    return Err(pg_error(&error, &format!("cannot write to table {table}")));
+                }
+            }
+        }
+        self.savepoint("RELEASE SAVEPOINT sluice_batch").await?;
+        Ok(())
+    }
+
+    async fn savepoint(&self, sql: &str) -> Result<(), ConnectorError> {
+        self.client.batch_execute(sql).await.map_err(|e| {
+            let mut error = pg_error(&e, &format!("cannot write to table {}", self.config.table));
+            if error.kind == ConnectorErrorKind::BadData {
+                error.kind = ConnectorErrorKind::Internal;
+            }
+            error
+        })
+    }
+}

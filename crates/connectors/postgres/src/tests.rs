@@ -1,0 +1,1198 @@
+//! Tests: wire formats and settings without a server, and the connector against a real
+//! PostgreSQL when `SLUICE_TEST_POSTGRES_URL` names one (a superuser URL, e.g. from
+//! `scripts/start-postgres.sh`). Without it the server tests print a notice and pass.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, Date32Builder, Decimal128Builder, Float32Builder,
+    Float64Builder, Int16Builder, Int32Builder, Int64Builder, StringBuilder,
+    Time64MicrosecondBuilder, TimestampMicrosecondBuilder,
+};
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use futures::StreamExt;
+use sluice_api_model as model;
+use sluice_connector_api::{
+    Connector, ConnectorErrorKind, EntityContext, IncrementalWindow, Profile, ReadRequest,
+    ReadStats, WriteRequest,
+};
+use sluice_types::Sensitive;
+
+use crate::PostgresConnector;
+use crate::config::{ConnectionConfig, DestinationConfig, SourceConfig, TableName, WriteMode};
+use crate::decode::{CopyDecoder, Kind, ReadColumn, numeric_to_i128, numeric_typmod};
+use crate::encode::{
+    encode_numeric, prepare, stage_column, write_header, write_row, write_trailer,
+};
+
+// ---------------------------------------------------------------- wire formats
+
+/// Every row of `batches` as `a|b|c` text (nulls as `NULL`), for comparisons.
+fn format_rows(batches: &[RecordBatch]) -> Vec<String> {
+    let options = arrow_cast::display::FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for batch in batches {
+        let formatters: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| arrow_cast::display::ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+            .collect();
+        for row in 0..batch.num_rows() {
+            let cells: Vec<String> = formatters
+                .iter()
+                .map(|f| f.value(row).to_string())
+                .collect();
+            out.push(cells.join("|"));
+        }
+    }
+    out
+}
+
+fn read_columns(fields: &[(&str, Kind)]) -> Vec<ReadColumn> {
+    fields
+        .iter()
+        .map(|(name, kind)| ReadColumn {
+            name: (*name).to_owned(),
+            type_name: format!("{kind:?}"),
+            kind: *kind,
+            select: String::new(),
+            nullable: true,
+        })
+        .collect()
+}
+
+/// A batch with every natively decoded type, including nulls, unicode and edge values.
+fn sample_batch() -> RecordBatch {
+    let mut b = BooleanBuilder::new();
+    b.append_value(true);
+    b.append_null();
+    b.append_value(false);
+    let mut i2 = Int16Builder::new();
+    i2.append_value(i16::MIN);
+    i2.append_value(0);
+    i2.append_null();
+    let mut i4 = Int32Builder::new();
+    i4.append_value(i32::MAX);
+    i4.append_null();
+    i4.append_value(-1);
+    let mut i8 = Int64Builder::new();
+    i8.append_value(i64::MIN);
+    i8.append_value(i64::MAX);
+    i8.append_null();
+    let mut f4 = Float32Builder::new();
+    f4.append_value(1.5);
+    f4.append_value(f32::NAN);
+    f4.append_null();
+    let mut f8 = Float64Builder::new();
+    f8.append_value(-0.0);
+    f8.append_value(f64::INFINITY);
+    f8.append_value(1e-300);
+    let mut dec = Decimal128Builder::new();
+    dec.append_value(-1);
+    dec.append_value(9_999_999_999);
+    dec.append_null();
+    let mut text = StringBuilder::new();
+    text.append_value("");
+    text.append_value("héllo wörld ✓ 🦀 \u{0}-free");
+    text.append_null();
+    let mut bin = BinaryBuilder::new();
+    bin.append_value([0u8, 255, 1]);
+    bin.append_value([]);
+    bin.append_null();
+    let mut date = Date32Builder::new();
+    date.append_value(0);
+    date.append_value(-719_162);
+    date.append_null();
+    let mut ts = TimestampMicrosecondBuilder::new();
+    ts.append_value(0);
+    ts.append_value(-1);
+    ts.append_value(1_700_000_000_123_456);
+    let mut tstz = TimestampMicrosecondBuilder::new();
+    tstz.append_null();
+    tstz.append_value(946_684_800_000_000);
+    tstz.append_value(253_402_300_799_999_999);
+    let mut time = Time64MicrosecondBuilder::new();
+    time.append_value(0);
+    time.append_value(86_399_999_999);
+    time.append_null();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(b.finish()),
+        Arc::new(i2.finish()),
+        Arc::new(i4.finish()),
+        Arc::new(i8.finish()),
+        Arc::new(f4.finish()),
+        Arc::new(f8.finish()),
+        Arc::new(dec.finish().with_precision_and_scale(12, 2).unwrap()),
+        Arc::new(text.finish()),
+        Arc::new(bin.finish()),
+        Arc::new(date.finish()),
+        Arc::new(ts.finish()),
+        Arc::new(tstz.finish().with_timezone("+00:00")),
+        Arc::new(time.finish()),
+    ];
+    let kinds = sample_kinds();
+    let schema = Schema::new(
+        kinds
+            .iter()
+            .map(|(name, kind)| Field::new(*name, kind.data_type(), true))
+            .collect::<Vec<_>>(),
+    );
+    RecordBatch::try_new(Arc::new(schema), columns).unwrap()
+}
+
+fn sample_kinds() -> Vec<(&'static str, Kind)> {
+    vec![
+        ("b", Kind::Bool),
+        ("i2", Kind::Int2),
+        ("i4", Kind::Int4),
+        ("i8", Kind::Int8),
+        ("f4", Kind::Float4),
+        ("f8", Kind::Float8),
+        (
+            "dec",
+            Kind::Numeric {
+                precision: 12,
+                scale: 2,
+            },
+        ),
+        ("text", Kind::Text),
+        ("bin", Kind::Bytea),
+        ("date", Kind::Date),
+        ("ts", Kind::Timestamp),
+        ("tstz", Kind::Timestamptz),
+        ("time", Kind::Time),
+    ]
+}
+
+fn encode_batch(batch: &RecordBatch) -> Vec<u8> {
+    let stage_columns: Vec<_> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| stage_column(f.data_type()))
+        .collect();
+    let names: Vec<String> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let (arrays, stages) = prepare(batch.columns(), &stage_columns, &names).unwrap();
+    let mut out = Vec::new();
+    write_header(&mut out);
+    for row in 0..batch.num_rows() {
+        write_row(&mut out, &arrays, &stages, row).unwrap();
+    }
+    write_trailer(&mut out);
+    out
+}
+
+#[test]
+fn copy_round_trip_of_every_native_type_in_any_chunking() {
+    let batch = sample_batch();
+    let stream = encode_batch(&batch);
+    for chunk_size in [1, 2, 3, 7, 64, stream.len()] {
+        let mut decoder = CopyDecoder::new("t", read_columns(&sample_kinds()), 1024);
+        for chunk in stream.chunks(chunk_size) {
+            decoder.push(chunk).unwrap();
+        }
+        decoder.finish().unwrap();
+        let decoded = decoder.take_batch().unwrap().unwrap();
+        // Compare through formatted values: NaN compares unequal to itself as a float.
+        assert_eq!(decoded.schema(), batch.schema());
+        assert_eq!(
+            format_rows(&[decoded]),
+            format_rows(std::slice::from_ref(&batch)),
+            "chunk size {chunk_size}"
+        );
+    }
+}
+
+#[test]
+fn batches_are_cut_at_the_requested_size() {
+    let batch = sample_batch();
+    let stream = encode_batch(&batch);
+    let mut decoder = CopyDecoder::new("t", read_columns(&sample_kinds()), 2);
+    let mut sizes = Vec::new();
+    for chunk in stream.chunks(5) {
+        decoder.push(chunk).unwrap();
+        if decoder.batch_ready() {
+            sizes.push(decoder.take_batch().unwrap().unwrap().num_rows());
+        }
+    }
+    decoder.finish().unwrap();
+    sizes.extend(decoder.take_batch().unwrap().map(|b| b.num_rows()));
+    assert_eq!(sizes, vec![2, 1]);
+    assert!(decoder.take_batch().unwrap().is_none());
+}
+
+#[test]
+fn malformed_copy_streams_are_errors_naming_table_row_and_column() {
+    let columns = read_columns(&[("id", Kind::Int4), ("name", Kind::Text)]);
+    // Wrong signature.
+    let mut decoder = CopyDecoder::new("s.t", columns.clone(), 10);
+    let err = decoder
+        .push(b"PGCOPX\n\xff\r\n\0\0\0\0\0\0\0\0\0")
+        .unwrap_err();
+    assert!(err.to_string().contains("binary signature"), "{err}");
+
+    let mut header = Vec::new();
+    write_header(&mut header);
+    let row = |fields: &[Option<&[u8]>]| {
+        let mut out = (fields.len() as i16).to_be_bytes().to_vec();
+        for f in fields {
+            match f {
+                None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+                Some(v) => {
+                    out.extend_from_slice(&(v.len() as i32).to_be_bytes());
+                    out.extend_from_slice(v);
+                }
+            }
+        }
+        out
+    };
+    // Wrong field count.
+    let mut decoder = CopyDecoder::new("s.t", columns.clone(), 10);
+    let mut data = header.clone();
+    data.extend(row(&[Some(&1i32.to_be_bytes())]));
+    let err = decoder.push(&data).unwrap_err();
+    assert_eq!(err.kind, ConnectorErrorKind::BadData);
+    assert!(
+        err.to_string()
+            .contains("table s.t, row 1: row has 1 fields, expected 2"),
+        "{err}"
+    );
+    // Invalid UTF-8 and a wrong-sized integer name their row and column.
+    let mut decoder = CopyDecoder::new("s.t", columns.clone(), 10);
+    let mut data = header.clone();
+    data.extend(row(&[Some(&1i32.to_be_bytes()), Some(b"ok")]));
+    data.extend(row(&[None, Some(b"\xff\xfe")]));
+    let err = decoder.push(&data).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("row 2: column name (Text): text is not valid UTF-8"),
+        "{err}"
+    );
+    let mut decoder = CopyDecoder::new("s.t", columns.clone(), 10);
+    let mut data = header.clone();
+    data.extend(row(&[Some(&[0, 1]), None]));
+    let err = decoder.push(&data).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("column id (Int4): expected 4 bytes, got 2"),
+        "{err}"
+    );
+    // A negative length other than -1 (NULL) is corrupt.
+    let mut decoder = CopyDecoder::new("s.t", columns.clone(), 10);
+    let mut data = header.clone();
+    data.extend_from_slice(&2i16.to_be_bytes());
+    data.extend_from_slice(&(-2i32).to_be_bytes());
+    let err = decoder.push(&data).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("row 1: field has invalid length -2"),
+        "{err}"
+    );
+    // A stream cut before its trailer is an error, not a short result.
+    let mut decoder = CopyDecoder::new("s.t", columns, 10);
+    let mut data = header.clone();
+    data.extend(row(&[Some(&7i32.to_be_bytes()), Some(b"x")]));
+    decoder.push(&data).unwrap();
+    let err = decoder.finish().unwrap_err();
+    assert_eq!(err.kind, ConnectorErrorKind::Unavailable);
+    assert!(
+        err.to_string().contains("ended early, after 1 rows"),
+        "{err}"
+    );
+}
+
+#[test]
+fn infinite_dates_and_timestamps_are_rejected() {
+    let columns = read_columns(&[("d", Kind::Date), ("t", Kind::Timestamptz)]);
+    let mut data = Vec::new();
+    write_header(&mut data);
+    data.extend_from_slice(&2i16.to_be_bytes());
+    data.extend_from_slice(&4i32.to_be_bytes());
+    data.extend_from_slice(&1i32.to_be_bytes());
+    data.extend_from_slice(&8i32.to_be_bytes());
+    data.extend_from_slice(&i64::MAX.to_be_bytes());
+    let mut decoder = CopyDecoder::new("t", columns, 10);
+    let err = decoder.push(&data).unwrap_err();
+    assert!(err.to_string().contains("column t"), "{err}");
+    assert!(err.to_string().contains("infinity"), "{err}");
+}
+
+fn numeric_bytes(value: i128, scale: i8) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_numeric(&mut out, value, scale);
+    out
+}
+
+#[test]
+fn numeric_wire_format_matches_postgres() {
+    // 1234.5 as numeric(12,2): digits [1234, 5000], weight 0, dscale 2.
+    assert_eq!(
+        numeric_bytes(123_450, 2),
+        [0, 2, 0, 0, 0, 0, 0, 2, 0x04, 0xd2, 0x13, 0x88]
+    );
+    // -0.01: one digit 100 at weight -1.
+    assert_eq!(
+        numeric_bytes(-1, 2),
+        [0, 1, 0xff, 0xff, 0x40, 0, 0, 2, 0, 100]
+    );
+    // Zero has no digits.
+    assert_eq!(numeric_bytes(0, 3), [0, 0, 0, 0, 0, 0, 0, 3]);
+    // 10000 with scale 0: one digit 1 at weight 1.
+    assert_eq!(numeric_bytes(10_000, 0), [0, 1, 0, 1, 0, 0, 0, 0, 0, 1]);
+}
+
+#[test]
+fn numeric_round_trips_and_checks_precision() {
+    let max38 = 10i128.pow(38) - 1;
+    for (value, precision, scale) in [
+        (0, 1, 0),
+        (1, 1, 0),
+        (-123_456_789, 12, 2),
+        (max38, 38, 0),
+        (-max38, 38, 10),
+        (5, 38, 37),
+        (100_000_000, 12, 4),
+    ] {
+        let bytes = numeric_bytes(value, scale);
+        assert_eq!(
+            numeric_to_i128(&bytes, precision, scale).unwrap(),
+            value,
+            "{value} numeric({precision},{scale})"
+        );
+    }
+    // 123.45 does not fit numeric(4,2) nor scale 1.
+    let bytes = numeric_bytes(12_345, 2);
+    assert!(
+        numeric_to_i128(&bytes, 4, 2)
+            .unwrap_err()
+            .contains("does not fit numeric(4,2)")
+    );
+    assert!(
+        numeric_to_i128(&bytes, 10, 1)
+            .unwrap_err()
+            .contains("more than 1 decimal places")
+    );
+    // NaN, infinity, truncation.
+    assert!(
+        numeric_to_i128(&[0, 0, 0, 0, 0xc0, 0, 0, 0], 10, 2)
+            .unwrap_err()
+            .contains("NaN")
+    );
+    assert!(
+        numeric_to_i128(&[0, 0, 0, 0, 0xd0, 0, 0, 0], 10, 2)
+            .unwrap_err()
+            .contains("infinity")
+    );
+    assert!(
+        numeric_to_i128(&[0, 2, 0, 0, 0, 0, 0, 0, 0, 1], 10, 2)
+            .unwrap_err()
+            .contains("truncated")
+    );
+    // Huge exponents do not overflow silently.
+    let huge = [0, 1, 0x7f, 0xff, 0, 0, 0, 0, 0, 1];
+    assert!(
+        numeric_to_i128(&huge, 38, 0)
+            .unwrap_err()
+            .contains("does not fit")
+    );
+}
+
+#[test]
+fn numeric_type_modifiers() {
+    let typmod = |p: i32, s: i32| ((p << 16) | (s & 0x7ff)) + 4;
+    assert_eq!(numeric_typmod(typmod(12, 2)), Some((12, 2)));
+    assert_eq!(numeric_typmod(typmod(38, 0)), Some((38, 0)));
+    assert_eq!(numeric_typmod(-1), None, "unconstrained numeric");
+    assert_eq!(numeric_typmod(typmod(39, 2)), None, "wider than Decimal128");
+    assert_eq!(numeric_typmod(typmod(5, -2)), None, "negative scale");
+}
+
+#[test]
+fn unusual_arrow_types_are_sent_as_text() {
+    let col = stage_column(&DataType::LargeUtf8);
+    assert_eq!(col.sql_type, "text");
+    assert!(col.via_text);
+    let col = stage_column(&DataType::Decimal128(12, 2));
+    assert_eq!(col.sql_type, "numeric(12,2)");
+    let item = Arc::new(Field::new("item", DataType::Int32, true));
+    let list: ArrayRef = Arc::new(arrow_array::ListArray::from_iter_primitive::<
+        arrow_array::types::Int32Type,
+        _,
+        _,
+    >(vec![Some(vec![Some(1), None]), None]));
+    let col = stage_column(&DataType::List(item));
+    assert_eq!(
+        (col.stage, col.via_text),
+        (crate::encode::StageType::Text, true)
+    );
+    let (arrays, _) = prepare(&[list], &[col], &["tags".to_owned()]).unwrap();
+    assert_eq!(
+        format_rows(&[RecordBatch::try_from_iter([("tags", arrays[0].clone())]).unwrap()]),
+        ["[1, ]", "NULL"]
+    );
+}
+
+// ---------------------------------------------------------------- settings
+
+fn profile(props: serde_json::Value, creds: serde_json::Value) -> Profile {
+    Profile {
+        name: "pg".into(),
+        connector_type: model::ConnectorType::CustomConnector,
+        connector_label: Some("Postgres".into()),
+        properties: serde_json::json!({"CustomConnector": {"profileProperties": props}}),
+        credentials: Sensitive::new(serde_json::json!({"CustomConnector": creds})),
+    }
+}
+
+fn basic(user: &str, password: &str) -> serde_json::Value {
+    serde_json::json!({"authenticationType": "BASIC", "basic": {"username": user, "password": password}})
+}
+
+#[test]
+fn profile_settings_are_parsed_and_checked() {
+    let config = ConnectionConfig::from_profile(&profile(
+        serde_json::json!({"host": "db", "database": "crm"}),
+        basic("u", "secret"),
+    ))
+    .unwrap();
+    assert_eq!(
+        (config.host.as_str(), config.port, config.database.as_str()),
+        ("db", 5432, "crm")
+    );
+    assert!(!format!("{config:?}").contains("secret"));
+
+    let err = |props, creds| {
+        ConnectionConfig::from_profile(&profile(props, creds))
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(
+        err(serde_json::json!({"database": "crm"}), basic("u", "p"))
+            .contains("profileProperties.host is required")
+    );
+    assert!(
+        err(
+            serde_json::json!({"host": "db", "database": "crm", "port": "99999"}),
+            basic("u", "p")
+        )
+        .contains("port must be a port number (1-65535), not \"99999\"")
+    );
+    let tls = ConnectionConfig::from_profile(&profile(
+        serde_json::json!({"host": "db", "database": "crm", "sslmode": "require"}),
+        basic("u", "p"),
+    ))
+    .unwrap_err();
+    assert_eq!(tls.kind, ConnectorErrorKind::Unsupported);
+    assert!(
+        err(
+            serde_json::json!({"host": "db", "database": "crm", "sslmode": "maybe"}),
+            basic("u", "p")
+        )
+        .contains("sslmode must be one of")
+    );
+    assert!(
+        err(
+            serde_json::json!({"host": "db", "database": "crm"}),
+            serde_json::json!({"authenticationType": "OAUTH2"})
+        )
+        .contains("authenticationType BASIC")
+    );
+    let message = err(
+        serde_json::json!({"host": "db", "database": "crm"}),
+        serde_json::json!({"authenticationType": "BASIC", "basic": {"username": "u"}}),
+    );
+    assert!(message.contains("basic.password is required"), "{message}");
+}
+
+#[test]
+fn table_names() {
+    assert_eq!(
+        TableName::parse("crm.Accounts", "f").unwrap(),
+        TableName {
+            schema: "crm".into(),
+            table: "Accounts".into()
+        }
+    );
+    let t = TableName::parse("accounts", "f").unwrap();
+    assert_eq!(t.to_string(), "public.accounts");
+    assert_eq!(
+        TableName::parse("a\"b.c", "f").unwrap().quoted(),
+        "\"a\"\"b\".\"c\""
+    );
+    for bad in ["", ".t", "s.", "a.b.c"] {
+        let err = TableName::parse(bad, "entityName").unwrap_err();
+        assert!(
+            err.to_string().starts_with("entityName must be a table"),
+            "{bad}: {err}"
+        );
+    }
+}
+
+#[test]
+fn flow_settings() {
+    let source: model::SourceFlowConfig = serde_json::from_value(serde_json::json!({
+        "connectorType": "CustomConnector",
+        "sourceConnectorProperties": {"CustomConnector": {"entityName": "public.a",
+            "customProperties": {"parallelism": "17"}}}
+    }))
+    .unwrap();
+    let err = SourceConfig::from_flow(&source).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("parallelism must be a whole number from 1 to 16, not \"17\"")
+    );
+    let destination = |props: serde_json::Value| -> model::DestinationFlowConfig {
+        serde_json::from_value(serde_json::json!({
+            "connectorType": "CustomConnector",
+            "destinationConnectorProperties": {"CustomConnector": props}
+        }))
+        .unwrap()
+    };
+    let err = DestinationConfig::from_flow(&destination(
+        serde_json::json!({"entityName": "t", "writeOperationType": "UPSERT"}),
+    ))
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("idFieldNames is required when writeOperationType is UPSERT")
+    );
+    let config = DestinationConfig::from_flow(&destination(serde_json::json!({
+        "entityName": "t", "writeOperationType": "DELETE", "idFieldNames": ["id"],
+        "errorHandlingConfig": {"failOnFirstDestinationError": false}
+    })))
+    .unwrap();
+    assert_eq!(config.mode, WriteMode::Delete);
+    assert!(!config.fail_on_first_error);
+}
+
+// ---------------------------------------------------------------- against a server
+
+/// A fresh database for one test, dropped when the test ends.
+struct TestDb {
+    admin: tokio_postgres::Client,
+    url: tokio_postgres::Config,
+    name: String,
+}
+
+impl TestDb {
+    async fn create(test: &str) -> Option<Self> {
+        let Ok(url) = std::env::var("SLUICE_TEST_POSTGRES_URL") else {
+            eprintln!("skipping {test}: SLUICE_TEST_POSTGRES_URL is not set");
+            return None;
+        };
+        let config: tokio_postgres::Config = url.parse().expect("SLUICE_TEST_POSTGRES_URL");
+        let (admin, connection) = config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .expect("connect");
+        tokio::spawn(connection);
+        let name = format!("sluice_test_{test}");
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await
+            .expect("drop old test database");
+        admin
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
+        Some(Self {
+            admin,
+            url: config,
+            name,
+        })
+    }
+
+    fn profile_with(&self, database: &str, password: Option<&str>) -> Profile {
+        let host = match &self.url.get_hosts()[0] {
+            tokio_postgres::config::Host::Tcp(host) => host.clone(),
+            other => panic!("unsupported host {other:?}"),
+        };
+        let password = password.map(str::to_owned).unwrap_or_else(|| {
+            String::from_utf8(self.url.get_password().unwrap_or_default().to_vec()).unwrap()
+        });
+        profile(
+            serde_json::json!({"host": host, "port": self.url.get_ports()[0].to_string(),
+                               "database": database, "sslmode": "disable"}),
+            basic(self.url.get_user().unwrap(), &password),
+        )
+    }
+
+    fn profile(&self) -> Profile {
+        self.profile_with(&self.name, None)
+    }
+
+    async fn client(&self) -> tokio_postgres::Client {
+        crate::client::connect(&ConnectionConfig::from_profile(&self.profile()).unwrap())
+            .await
+            .unwrap()
+    }
+
+    async fn drop(self) {
+        self.admin
+            .batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .await
+            .expect("drop test database");
+    }
+}
+
+fn read_request(profile: &Profile, entity: &str, custom: serde_json::Value) -> ReadRequest {
+    ReadRequest {
+        flow_name: "f".into(),
+        execution_id: "e".into(),
+        source: serde_json::from_value(serde_json::json!({
+            "connectorType": "CustomConnector", "connectorProfileName": "pg",
+            "sourceConnectorProperties": {"CustomConnector": {"entityName": entity, "customProperties": custom}}
+        }))
+        .unwrap(),
+        profile: Some(profile.clone()),
+        projection: None,
+        filters: Vec::new(),
+        window: None,
+        batch_rows: 1000,
+        stats: Arc::new(ReadStats::default()),
+    }
+}
+
+fn write_request(profile: &Profile, props: serde_json::Value) -> WriteRequest {
+    WriteRequest {
+        flow_name: "f".into(),
+        execution_id: "e".into(),
+        destination: serde_json::from_value(serde_json::json!({
+            "connectorType": "CustomConnector", "connectorProfileName": "pg",
+            "destinationConnectorProperties": {"CustomConnector": props}
+        }))
+        .unwrap(),
+        profile: Some(profile.clone()),
+        schema_version: 1,
+        run_started_at: chrono::Utc::now(),
+        partition_keys: Vec::new(),
+    }
+}
+
+async fn read_all(
+    request: ReadRequest,
+) -> Result<Vec<RecordBatch>, sluice_connector_api::ConnectorError> {
+    let mut stream = PostgresConnector.read(request).await?;
+    let mut out = Vec::new();
+    while let Some(batch) = stream.next().await {
+        out.push(batch?);
+    }
+    Ok(out)
+}
+
+async fn text_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
+    client
+        .query(sql, &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect()
+}
+
+const ALL_TYPES_DDL: &str = "(id bigint PRIMARY KEY, b boolean, i2 smallint, i4 integer NOT NULL,
+    f4 real, f8 double precision, amount numeric(12,2), big numeric, name text,
+    code varchar(8), flag char(3), d date, ts timestamp, tstz timestamptz, t time,
+    u uuid, j json, jb jsonb, raw bytea, updated timestamptz)";
+
+const ALL_TYPES_ROWS: &str = "INSERT INTO src VALUES
+    (1, true, -32768, 2147483647, 1.5, 2.25, 1234567890.12, 123456789012345678901234567890.123456789,
+     'héllo wörld ✓ 🦀', 'abc', 'x', '2024-02-29', '1999-12-31 23:59:59.999999',
+     '2024-01-01 12:00:00+02', '23:59:59.5', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+     '{\"k\": [1, 2]}', '{\"k\": \"v\", \"n\": null}', '\\x00ff10', '2024-06-01 00:00:00+00'),
+    (2, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
+     NULL, NULL, NULL, '2024-06-02 00:00:00+00'),
+    (3, false, 0, -1, 'NaN', '-Infinity', -0.01, -0, '', '', '', '0001-01-01', '1970-01-01',
+     '1970-01-01 00:00:00+00', '00:00', '00000000-0000-0000-0000-000000000000', '[]', '[]', '\\x',
+     '2024-06-03 00:00:00+00')";
+
+#[tokio::test]
+async fn postgres_parquet_postgres_round_trip_keeps_every_value() {
+    let Some(db) = TestDb::create("round_trip").await else {
+        return;
+    };
+    let client = db.client().await;
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE src {ALL_TYPES_DDL}; CREATE TABLE dst {ALL_TYPES_DDL};"
+        ))
+        .await
+        .unwrap();
+    client.batch_execute(ALL_TYPES_ROWS).await.unwrap();
+    // A huge text value travels through as well.
+    client
+        .batch_execute("INSERT INTO src (id, i4, name) VALUES (4, 4, repeat('ü', 3000000))")
+        .await
+        .unwrap();
+    let profile = db.profile();
+    let mut request = read_request(&profile, "public.src", serde_json::json!({}));
+    request.batch_rows = 2;
+    let batches = read_all(request).await.unwrap();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 4);
+    let schema = batches[0].schema();
+    assert_eq!(
+        schema.field_with_name("amount").unwrap().data_type(),
+        &DataType::Decimal128(12, 2)
+    );
+    assert_eq!(
+        schema.field_with_name("big").unwrap().data_type(),
+        &DataType::Utf8
+    );
+    assert!(!schema.field_with_name("i4").unwrap().is_nullable());
+
+    // Through Parquet and back.
+    let mut parquet = Vec::new();
+    let mut writer =
+        parquet::arrow::ArrowWriter::try_new(&mut parquet, schema.clone(), None).unwrap();
+    for batch in &batches {
+        writer.write(batch).unwrap();
+    }
+    writer.close().unwrap();
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+        bytes::Bytes::from(parquet),
+    )
+    .unwrap()
+    .build()
+    .unwrap();
+    let mut sink = PostgresConnector
+        .open_writer(write_request(
+            &profile,
+            serde_json::json!({"entityName": "public.dst"}),
+        ))
+        .await
+        .unwrap();
+    for batch in reader {
+        sink.write(batch.unwrap()).await.unwrap();
+    }
+    let summary = sink.commit().await.unwrap();
+    assert_eq!(summary.records_written, 4);
+    assert_eq!(summary.put_failures, 0);
+
+    let dump = |table: &str| format!("SELECT r::text FROM {table} r ORDER BY id");
+    let source = text_rows(&client, &dump("src")).await;
+    assert_eq!(source.len(), 4);
+    assert_eq!(source, text_rows(&client, &dump("dst")).await);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn arrays_and_other_types_are_read_as_text() {
+    let Some(db) = TestDb::create("arrays").await else {
+        return;
+    };
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE a (id int, tags text[], nums int[], span interval, addr inet);
+             INSERT INTO a VALUES (1, ARRAY['x', 'y \"q\"', NULL], '{1,2}', '1 day 2 hours', '10.0.0.1'),
+                                  (2, NULL, '{}', NULL, NULL)",
+        )
+        .await
+        .unwrap();
+    let batches = read_all(read_request(&db.profile(), "a", serde_json::json!({})))
+        .await
+        .unwrap();
+    let formatted = format_rows(&batches).join("\n");
+    assert!(formatted.contains(r#"["x","y \"q\"",null]"#), "{formatted}");
+    assert!(formatted.contains("[1,2]"), "{formatted}");
+    assert!(formatted.contains("1 day 02:00:00"), "{formatted}");
+    assert!(formatted.contains("10.0.0.1"), "{formatted}");
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn metadata_lists_and_describes_tables() {
+    let Some(db) = TestDb::create("metadata").await else {
+        return;
+    };
+    let client = db.client().await;
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA crm; CREATE TABLE crm.src {ALL_TYPES_DDL}; CREATE VIEW public.v AS SELECT 1 AS one"
+        ))
+        .await
+        .unwrap();
+    let ctx = EntityContext {
+        profile: Some(db.profile()),
+        entities_path: None,
+    };
+    let listing = PostgresConnector.list_entities(&ctx).await.unwrap();
+    let names: Vec<_> = listing
+        .values()
+        .flatten()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(names, vec!["crm.src", "public.v"]);
+    let only_crm = EntityContext {
+        entities_path: Some("crm".into()),
+        ..ctx.clone()
+    };
+    assert_eq!(
+        PostgresConnector
+            .list_entities(&only_crm)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let fields = PostgresConnector
+        .describe_entity(&ctx, "crm.src")
+        .await
+        .unwrap();
+    let field = |name: &str| fields.iter().find(|f| f.identifier == name).unwrap();
+    assert_eq!(field("id").is_primary_key, Some(true));
+    assert_eq!(field("b").is_primary_key, Some(false));
+    assert_eq!(
+        field("i4")
+            .destination_properties
+            .as_ref()
+            .unwrap()
+            .is_nullable,
+        Some(false)
+    );
+    assert_eq!(
+        field("amount").description.as_deref(),
+        Some("numeric(12,2)")
+    );
+    assert_eq!(
+        field("amount")
+            .supported_field_type_details
+            .as_ref()
+            .unwrap()
+            .v1
+            .field_type,
+        "decimal"
+    );
+    let incremental = |name: &str| {
+        field(name)
+            .source_properties
+            .as_ref()
+            .unwrap()
+            .is_timestamp_field_for_incremental_queries
+    };
+    assert_eq!(incremental("tstz"), Some(true));
+    assert_eq!(incremental("d"), Some(true));
+    assert_eq!(incremental("name"), Some(false));
+
+    let err = PostgresConnector
+        .describe_entity(&ctx, "crm.nope")
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ConnectorErrorKind::NotFound);
+    assert!(
+        err.to_string().contains("table crm.nope does not exist"),
+        "{err}"
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn bad_credentials_and_missing_things_are_classified() {
+    let Some(db) = TestDb::create("auth").await else {
+        return;
+    };
+    let err = PostgresConnector
+        .validate_profile(&db.profile_with(&db.name, Some("wrong-password")))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ConnectorErrorKind::Authentication, "{err}");
+    assert!(!err.to_string().contains("wrong-password"));
+    PostgresConnector
+        .validate_profile(&db.profile())
+        .await
+        .unwrap();
+    let err = PostgresConnector
+        .validate_profile(&db.profile_with("no_such_database", None))
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ConnectorErrorKind::NotFound, "{err}");
+
+    let err = read_all(read_request(
+        &db.profile(),
+        "public.missing",
+        serde_json::json!({}),
+    ))
+    .await
+    .unwrap_err();
+    assert_eq!(err.kind, ConnectorErrorKind::NotFound);
+    assert!(err.to_string().contains("public.missing"), "{err}");
+    let err = PostgresConnector
+        .open_writer(write_request(
+            &db.profile(),
+            serde_json::json!({"entityName": "missing", "writeOperationType": "DELETE", "idFieldNames": ["id"]}),
+        ))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(err.kind, ConnectorErrorKind::NotFound);
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn parallel_scans_filters_and_windows_read_one_snapshot() {
+    let Some(db) = TestDb::create("parallel").await else {
+        return;
+    };
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE big (id bigint, pad text, at timestamptz);
+             INSERT INTO big SELECT g, repeat('x', 200), '2024-01-01'::timestamptz + g * interval '1 minute'
+             FROM generate_series(1, 20000) g",
+        )
+        .await
+        .unwrap();
+    let profile = db.profile();
+    for parallelism in ["1", "4"] {
+        let request = read_request(
+            &profile,
+            "big",
+            serde_json::json!({"parallelism": parallelism}),
+        );
+        let batches = read_all(request).await.unwrap();
+        let mut ids: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| {
+                let ids = b
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<arrow_array::Int64Array>()
+                    .unwrap();
+                ids.values().to_vec()
+            })
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(
+            ids,
+            (1..=20000).collect::<Vec<i64>>(),
+            "parallelism {parallelism}"
+        );
+    }
+
+    let mut request = read_request(&profile, "big", serde_json::json!({}));
+    request.projection = Some(vec!["id".into()]);
+    request.filters = vec![sluice_connector_api::PushdownFilter {
+        field: "id".into(),
+        operator: model::Operator::LessThanOrEqualTo,
+        values: vec!["100".into()],
+        data_type: None,
+    }];
+    request.window = Some(IncrementalWindow {
+        field: "at".into(),
+        start: "2024-01-01T00:10:00Z".parse().unwrap(),
+        end: "2024-01-01T00:20:00Z".parse().unwrap(),
+    });
+    let batches = read_all(request).await.unwrap();
+    assert_eq!(batches[0].num_columns(), 1);
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    // Minutes 10..20 are ids 10..=19.
+    assert_eq!(rows, 10);
+    db.drop().await;
+}
+
+fn id_name_batch(rows: &[(i64, Option<&str>)]) -> RecordBatch {
+    let schema = Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Utf8, true),
+    ]);
+    RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(arrow_array::Int64Array::from(
+                rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            )),
+            Arc::new(arrow_array::StringArray::from(
+                rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            )),
+        ],
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn upsert_update_delete_and_created_tables() {
+    let Some(db) = TestDb::create("modes").await else {
+        return;
+    };
+    let client = db.client().await;
+    let profile = db.profile();
+    let write = |props: serde_json::Value, batch: RecordBatch| {
+        let profile = profile.clone();
+        async move {
+            let mut sink = PostgresConnector
+                .open_writer(write_request(&profile, props))
+                .await?;
+            sink.write(batch).await?;
+            sink.commit().await
+        }
+    };
+    // INSERT creates the missing table from the Arrow schema.
+    write(
+        serde_json::json!({"entityName": "people"}),
+        id_name_batch(&[(1, Some("a")), (2, Some("b"))]),
+    )
+    .await
+    .unwrap();
+    let types = text_rows(
+        &client,
+        "SELECT column_name || ' ' || data_type || ' ' || is_nullable FROM information_schema.columns
+         WHERE table_name = 'people' ORDER BY ordinal_position",
+    )
+    .await;
+    assert_eq!(types, vec!["id bigint NO", "name text YES"]);
+    let upsert = serde_json::json!({"entityName": "people", "writeOperationType": "UPSERT", "idFieldNames": ["id"]});
+    write(upsert, id_name_batch(&[(2, Some("B")), (3, None)]))
+        .await
+        .unwrap();
+    let update = serde_json::json!({"entityName": "people", "writeOperationType": "UPDATE", "idFieldNames": ["id"]});
+    write(update, id_name_batch(&[(1, Some("A")), (9, Some("ghost"))]))
+        .await
+        .unwrap();
+    let delete = serde_json::json!({"entityName": "people", "writeOperationType": "DELETE", "idFieldNames": ["id"]});
+    write(delete, id_name_batch(&[(3, None)])).await.unwrap();
+    let rows = text_rows(&client, "SELECT t::text FROM people t ORDER BY id").await;
+    assert_eq!(rows, vec!["(1,A)", "(2,B)"]);
+
+    // A type mismatch names the column and both types, and writes nothing.
+    client
+        .batch_execute("CREATE TABLE typed (id bigint, name date)")
+        .await
+        .unwrap();
+    let schema = Schema::new(vec![
+        Field::new("id", DataType::Int64, false),
+        Field::new("name", DataType::Boolean, true),
+    ]);
+    let batch = RecordBatch::try_new(
+        Arc::new(schema),
+        vec![
+            Arc::new(arrow_array::Int64Array::from(vec![1])),
+            Arc::new(arrow_array::BooleanArray::from(vec![true])),
+        ],
+    )
+    .unwrap();
+    let err = write(serde_json::json!({"entityName": "typed"}), batch)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ConnectorErrorKind::BadData);
+    assert!(
+        err.to_string().contains("field name has Arrow type Boolean (sent as boolean), which cannot be written to column name of table public.typed of type date"),
+        "{err}"
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn rejected_rows_fail_the_run_or_are_counted() {
+    let Some(db) = TestDb::create("rejects").await else {
+        return;
+    };
+    let client = db.client().await;
+    client
+        .batch_execute("CREATE TABLE r (id bigint PRIMARY KEY, name varchar(3) NOT NULL)")
+        .await
+        .unwrap();
+    let profile = db.profile();
+    let batch = id_name_batch(&[
+        (1, Some("ok")),
+        (2, Some("too long")),
+        (3, None),
+        (4, Some("fin")),
+    ]);
+    // Default: the first rejected row fails the run and nothing is written.
+    let mut sink = PostgresConnector
+        .open_writer(write_request(
+            &profile,
+            serde_json::json!({"entityName": "r"}),
+        ))
+        .await
+        .unwrap();
+    let err = sink.write(batch.clone()).await.unwrap_err();
+    sink.abort().await;
+    assert_eq!(err.kind, ConnectorErrorKind::BadData);
+    assert!(
+        err.to_string().contains("table public.r rejected row 2"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("too long"), "{err}");
+    assert!(
+        text_rows(&client, "SELECT id::text FROM r")
+            .await
+            .is_empty()
+    );
+
+    // Without failOnFirstDestinationError, the good rows land and the others are counted.
+    let mut sink = PostgresConnector
+        .open_writer(write_request(
+            &profile,
+            serde_json::json!({"entityName": "r", "errorHandlingConfig": {"failOnFirstDestinationError": false}}),
+        ))
+        .await
+        .unwrap();
+    sink.write(batch).await.unwrap();
+    let summary = sink.commit().await.unwrap();
+    assert_eq!((summary.records_written, summary.put_failures), (2, 2));
+    assert_eq!(
+        text_rows(&client, "SELECT id::text FROM r ORDER BY id").await,
+        vec!["1", "4"]
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_connection_dropped_mid_run_leaves_the_destination_unchanged() {
+    let Some(db) = TestDb::create("dropped").await else {
+        return;
+    };
+    let client = db.client().await;
+    client
+        .batch_execute("CREATE TABLE d (id bigint, name text)")
+        .await
+        .unwrap();
+    let mut sink = PostgresConnector
+        .open_writer(write_request(
+            &db.profile(),
+            serde_json::json!({"entityName": "d"}),
+        ))
+        .await
+        .unwrap();
+    sink.write(id_name_batch(&[(1, Some("first"))]))
+        .await
+        .unwrap();
+    db.admin
+        .batch_execute(&format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = '{}' AND pid <> pg_backend_pid() AND application_name = 'sluice'
+               AND state LIKE 'idle in transaction%'",
+            db.name
+        ))
+        .await
+        .unwrap();
+    let err = sink
+        .write(id_name_batch(&[(2, Some("second"))]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.kind,
+            ConnectorErrorKind::Unavailable | ConnectorErrorKind::Internal
+        ),
+        "{err:?}"
+    );
+    sink.abort().await;
+    assert!(
+        text_rows(&client, "SELECT id::text FROM d")
+            .await
+            .is_empty()
+    );
+    db.drop().await;
+}
