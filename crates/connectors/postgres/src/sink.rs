@@ -353,11 +353,15 @@ impl PostgresWriter {
             .map_err(ConnectorError::bad_data)?;
         // Encode every row once to find values Postgres cannot hold (out-of-range dates).
         let mut good = Vec::with_capacity(batch.num_rows());
+        let mut sizes = Vec::with_capacity(batch.num_rows());
         let mut scratch = Vec::new();
         for row in 0..batch.num_rows() {
             scratch.clear();
             match write_row(&mut scratch, &arrays, &stages, row) {
-                Ok(()) => good.push(row),
+                Ok(()) => {
+                    good.push(row);
+                    sizes.push(scratch.len() as u64);
+                }
                 Err((field, reason)) => self.reject(
                     first_row + row as u64,
                     plan.names.get(field).map(String::as_str),
@@ -371,7 +375,8 @@ impl PostgresWriter {
             Ok(_) => {
                 self.savepoint("RELEASE SAVEPOINT sluice_batch").await?;
                 self.summary.records_written += good.len() as u64;
-                self.summary.bytes_written += batch.get_array_memory_size() as u64;
+                // Bytes of row data sent to the database (COPY encoding).
+                self.summary.bytes_written += sizes.iter().sum::<u64>();
                 return Ok(());
             }
             Err(error) if is_rejection(&error) => {
@@ -380,12 +385,13 @@ impl PostgresWriter {
             }
             Err(error) => return Err(pg_error(&error, &format!("cannot write to table {table}"))),
         }
-        for row in good {
+        for (row, size) in good.into_iter().zip(sizes) {
             self.savepoint("SAVEPOINT sluice_row").await?;
             match self.load(plan, &arrays, &stages, &[row]).await {
                 Ok(_) => {
                     self.savepoint("RELEASE SAVEPOINT sluice_row").await?;
                     self.summary.records_written += 1;
+                    self.summary.bytes_written += size;
                 }
                 Err(error) if is_rejection(&error) => {
                     self.savepoint("ROLLBACK TO SAVEPOINT sluice_row").await?;

@@ -1141,6 +1141,11 @@ async fn rejected_rows_fail_the_run_or_are_counted() {
     sink.write(batch).await.unwrap();
     let summary = sink.commit().await.unwrap();
     assert_eq!((summary.records_written, summary.put_failures), (2, 2));
+    // Two rows of two fields: 2-byte count, 4-byte lengths, an 8-byte id and the name.
+    assert_eq!(
+        summary.bytes_written,
+        (2 + 4 + 8 + 4 + 2) + (2 + 4 + 8 + 4 + 3)
+    );
     assert_eq!(
         text_rows(&client, "SELECT id::text FROM r ORDER BY id").await,
         vec!["1", "4"]
