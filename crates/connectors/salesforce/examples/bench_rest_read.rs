@@ -36,6 +36,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     fake.insert("Account", rows);
     let rss_loaded = peak_rss_kib().unwrap_or(0);
+    let token = fake.issue_access_token();
+    // Baseline: the fake alone (query, paging, HTTP), bodies fetched but not parsed.
+    let http = reqwest::Client::new();
+    let baseline = Instant::now();
+    let mut next = Some("/services/data/v58.0/query?q=SELECT+Id,IsDeleted,Name,Industry,AnnualRevenue,NumberOfEmployees,Phone,Description,IsActive__c,SLAExpirationDate__c,External_Id__c,CreatedDate,LastModifiedDate,SystemModstamp+FROM+Account".to_owned());
+    let mut bytes = 0usize;
+    while let Some(path) = next.take() {
+        let body = http
+            .get(format!("{}{path}", fake.url()))
+            .bearer_auth(&token)
+            .send()
+            .await?
+            .bytes()
+            .await?;
+        bytes += body.len();
+        // Only the locator is needed; it sits near the start of each page.
+        let text = String::from_utf8_lossy(&body[..body.len().min(400)]).into_owned();
+        next = text
+            .split("\"nextRecordsUrl\":\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .map(str::to_owned);
+    }
+    let baseline = baseline.elapsed();
+    println!(
+        "fake server alone: {} MiB of pages in {:.2} s ({:.0} records/s)",
+        bytes / (1 << 20),
+        baseline.as_secs_f64(),
+        records as f64 / baseline.as_secs_f64()
+    );
     let connector = SalesforceConnector::new(SalesforceSettings {
         login_url: fake.url(),
         ..Default::default()

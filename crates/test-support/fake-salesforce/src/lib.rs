@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
@@ -394,7 +394,8 @@ impl FakeSalesforce {
     }
 
     /// Issues an authorization code for `client_id`, bound to `redirect_uri` and, for PKCE, to
-    /// the S256 `code_challenge`... kept as the plain verifier, which the exchange must repeat.
+    /// `code_verifier` (the fake keeps the verifier itself rather than its S256 challenge; the
+    /// exchange must send the same verifier either way).
     pub fn issue_auth_code(
         &self,
         client_id: &str,
@@ -1157,11 +1158,9 @@ async fn query_all(
 async fn query_more(
     State(inner): State<Shared>,
     headers: HeaderMap,
-    method: Method,
     uri: axum::http::Uri,
     Path((_, locator)): Path<(String, String)>,
 ) -> Response {
-    let _ = method;
     let all = uri.path().contains("/queryAll/");
     api!(inner, headers, {
         let state = lock(&inner);
