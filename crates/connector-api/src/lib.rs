@@ -56,7 +56,10 @@ pub struct ConnectorError {
 impl ConnectorError {
     /// Builds an error of the given kind.
     pub fn new(kind: ConnectorErrorKind, message: impl Into<String>) -> Self {
-        Self { kind, message: message.into() }
+        Self {
+            kind,
+            message: message.into(),
+        }
     }
 
     /// Shorthand for [`ConnectorErrorKind::InvalidConfig`].
