@@ -236,6 +236,35 @@ impl S3Writer {
         partition: String,
         batch: RecordBatch,
     ) -> Result<(), ConnectorError> {
+        // The size check runs after each write, so a whole batch could overshoot a small
+        // target (a 1 MB `targetFileSize` against a 16k-row batch). Slicing the batch into
+        // pieces of about an eighth of the target keeps files close to the size asked for;
+        // slices share the batch's buffers, so this copies nothing.
+        let chunk_rows = match self.settings.rolling {
+            Rolling::AtBytes(limit) if batch.num_rows() > 1 => {
+                let row_bytes = (batch.get_array_memory_size() / batch.num_rows()).max(1) as u64;
+                ((limit / 8) / row_bytes).max(1) as usize
+            }
+            _ => batch.num_rows().max(1),
+        };
+        if chunk_rows >= batch.num_rows() {
+            return self.write_chunk(partition, batch).await;
+        }
+        let mut offset = 0;
+        while offset < batch.num_rows() {
+            let len = chunk_rows.min(batch.num_rows() - offset);
+            self.write_chunk(partition.clone(), batch.slice(offset, len))
+                .await?;
+            offset += len;
+        }
+        Ok(())
+    }
+
+    async fn write_chunk(
+        &mut self,
+        partition: String,
+        batch: RecordBatch,
+    ) -> Result<(), ConnectorError> {
         let current = self
             .partitions
             .get_mut(&partition)
