@@ -5,13 +5,16 @@
 #   2. cargo clippy --workspace --all-targets -- -D warnings
 #   3. the generated API model is up to date (tools/gen_api_model.py, then git diff)
 #   4. the Rust tests: cargo nextest (or cargo test when nextest is missing) plus doctests,
-#      with a moto S3 server in SLUICE_TEST_S3_ENDPOINT for tests that use a real S3 API
+#      with a moto S3 server in SLUICE_TEST_S3_ENDPOINT for tests that use a real S3 API and a
+#      throwaway PostgreSQL cluster in SLUICE_TEST_POSTGRES_URL (scripts/start-postgres.sh)
+#      for the Postgres connector's server tests
 #   5. cargo build -p sluice
 #   6. the compatibility suite (tests/compat): boto3, the aws CLI and moto against the binary
 #
-# Needs: a Rust toolchain with rustfmt and clippy, git, and a Python venv with the packages of
-# tests/compat/requirements.txt at $SLUICE_VENV (default ~/.cache/sluice-venv). .ci/run creates
-# that venv; by hand:
+# Needs: a Rust toolchain with rustfmt and clippy, git, PostgreSQL server binaries (Debian's
+# `postgresql`; without them the Postgres server tests are skipped, except under CI=true where
+# that is an error), and a Python venv with the packages of tests/compat/requirements.txt at
+# $SLUICE_VENV (default ~/.cache/sluice-venv). .ci/run installs all of it; the venv by hand:
 #
 #   python3 -m venv ~/.cache/sluice-venv
 #   ~/.cache/sluice-venv/bin/pip install -r tests/compat/requirements.txt
@@ -27,6 +30,7 @@ VENV_PYTHON="$SLUICE_VENV/bin/python"
 TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
 MOTO_PID=""
 MOTO_LOG=""
+PG_DIR=""
 
 log() { printf '%s\n' "$*" >&2; }
 
@@ -38,8 +42,14 @@ cleanup() {
     if [[ -n "$MOTO_LOG" ]]; then
         rm -f "$MOTO_LOG"
     fi
+    if [[ -n "$PG_DIR" ]]; then
+        stop_postgres
+    fi
 }
 trap cleanup EXIT
+# Without these, a SIGINT/SIGTERM to this script would skip the EXIT trap and leave moto behind.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 STAGE_REPORT=()
 TOTAL_START=$SECONDS
@@ -127,6 +137,46 @@ except Exception:
     log "moto_server ready at $SLUICE_TEST_S3_ENDPOINT (pid $MOTO_PID)"
 }
 
+postgres_binaries_present() {
+    compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null
+}
+
+start_postgres() {
+    if [[ -n "${SLUICE_TEST_POSTGRES_URL:-}" ]]; then
+        log "using the PostgreSQL server in SLUICE_TEST_POSTGRES_URL"
+        return 0
+    fi
+    if ! postgres_binaries_present; then
+        if [[ "${CI:-}" == "true" ]]; then
+            log "error: no PostgreSQL server binaries (apt-get install postgresql); CI must run"
+            log "       the Postgres connector's server tests"
+            return 1
+        fi
+        log "warning: no PostgreSQL server binaries: the Postgres server tests will be skipped"
+        return 0
+    fi
+    PG_DIR="$(mktemp -d -t sluice-pg.XXXXXX)" || return
+    SLUICE_TEST_POSTGRES_URL="$(bash scripts/start-postgres.sh "$PG_DIR")" || return
+    export SLUICE_TEST_POSTGRES_URL
+    log "PostgreSQL ready (cluster in $PG_DIR)"
+}
+
+stop_postgres() {
+    local pid_file="$PG_DIR/data/postmaster.pid"
+    if [[ -f "$pid_file" ]]; then
+        local pid
+        pid="$(head -n 1 "$pid_file")"
+        kill "$pid" 2>/dev/null || true
+        # Wait for the postmaster to finish its shutdown before removing its files.
+        for _ in $(seq 1 100); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+    fi
+    rm -rf "$PG_DIR"
+    PG_DIR=""
+}
+
 rust_tests() {
     if cargo nextest --version >/dev/null 2>&1; then
         # nextest prints its own summary; it does not run doctests, so they follow.
@@ -153,6 +203,7 @@ stage "cargo fmt --check" cargo fmt --all --check
 stage "cargo clippy -D warnings" cargo clippy --workspace --all-targets -- -D warnings
 stage "generated API model up to date" check_generated_model
 stage "start moto_server for Rust tests" start_moto
+stage "start PostgreSQL for Rust tests" start_postgres
 stage "Rust tests" rust_tests
 stage "cargo build -p sluice" cargo build -p sluice
 stage "compatibility suite (pytest)" compat_suite
