@@ -8,6 +8,11 @@
 # (fsync off), so it is only for tests. Stop it with `kill "$(head -n 1 DIR/data/postmaster.pid)"`.
 # The URL is printed as the only line on stdout, e.g.
 #   export SLUICE_TEST_POSTGRES_URL="$(scripts/start-postgres.sh /tmp/pg)"
+#
+# The server accepts both plain and TLS connections. Its certificate (for 127.0.0.1 and
+# localhost) is signed by a throwaway CA made with the openssl CLI; the CA certificate is
+# DIR/tls/ca.crt, e.g.
+#   export SLUICE_TEST_POSTGRES_CA=/tmp/pg/tls/ca.crt
 set -euo pipefail
 
 dir="${1:?usage: start-postgres.sh DIR}"
@@ -51,6 +56,29 @@ port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); 
 user=sluice
 password=sluice
 
+# A throwaway CA and a server certificate signed by it, made once per cluster directory.
+tls="$dir/tls"
+if [[ ! -f "$tls/server.crt" ]]; then
+    if ! command -v openssl >/dev/null; then
+        echo "the openssl CLI is needed for the cluster's TLS certificate (apt-get install openssl)" >&2
+        exit 1
+    fi
+    mkdir -p "$tls"
+    openssl req -x509 -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -days 3650 \
+        -subj "/CN=Sluice test CA" -addext "basicConstraints=critical,CA:TRUE" \
+        -addext "keyUsage=critical,keyCertSign,cRLSign" \
+        -keyout "$tls/ca.key" -out "$tls/ca.crt" >&2
+    openssl req -new -nodes -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 \
+        -subj "/CN=127.0.0.1" -keyout "$tls/server.key" -out "$tls/server.csr" >&2
+    printf '%s\n' "basicConstraints=CA:FALSE" "keyUsage=critical,digitalSignature" \
+        "extendedKeyUsage=serverAuth" "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+        >"$tls/server.ext"
+    openssl x509 -req -in "$tls/server.csr" -CA "$tls/ca.crt" -CAkey "$tls/ca.key" \
+        -CAcreateserial -days 3650 -extfile "$tls/server.ext" -out "$tls/server.crt" >&2
+    # The server refuses a key file that others can read.
+    chmod 600 "$tls/server.key" "$tls/ca.key"
+fi
+
 if [[ ! -f "$dir/data/PG_VERSION" ]]; then
     # Password authentication over TCP, so tests can check that bad credentials are refused.
     printf '%s\n' "$password" >"$dir/pwfile"
@@ -59,7 +87,7 @@ if [[ ! -f "$dir/data/PG_VERSION" ]]; then
     rm -f "$dir/pwfile"
 fi
 run "$bin/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off" \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c ssl=on -c ssl_cert_file=$tls/server.crt -c ssl_key_file=$tls/server.key" \
     start >&2
 
 echo "postgres://$user:$password@127.0.0.1:$port/postgres"

@@ -8,8 +8,9 @@
 #      with a moto S3 server in SLUICE_TEST_S3_ENDPOINT for tests that use a real S3 API and a
 #      throwaway PostgreSQL cluster in SLUICE_TEST_POSTGRES_URL (scripts/start-postgres.sh)
 #      for the Postgres connector's server tests
-#   5. cargo build -p sluice
-#   6. the compatibility suite (tests/compat): boto3, the aws CLI and moto against the binary
+#   5. cargo build -p sluice and the fake Salesforce server binary (fake-salesforce)
+#   6. the compatibility suite (tests/compat): boto3, the aws CLI and moto against the binary,
+#      with fake-salesforce as the Salesforce counterpart
 #
 # Needs: a Rust toolchain with rustfmt and clippy, git, PostgreSQL server binaries (Debian's
 # `postgresql`; without them the Postgres server tests are skipped, except under CI=true where
@@ -158,6 +159,7 @@ start_postgres() {
     PG_DIR="$(mktemp -d -t sluice-pg.XXXXXX)" || return
     SLUICE_TEST_POSTGRES_URL="$(bash scripts/start-postgres.sh "$PG_DIR")" || return
     export SLUICE_TEST_POSTGRES_URL
+    export SLUICE_TEST_POSTGRES_CA="$PG_DIR/tls/ca.crt"
     log "PostgreSQL ready (cluster in $PG_DIR)"
 }
 
@@ -190,6 +192,7 @@ rust_tests() {
 
 compat_suite() {
     SLUICE_BIN="$TARGET_DIR/debug/sluice" \
+        FAKE_SALESFORCE_BIN="$TARGET_DIR/debug/fake-salesforce" \
         "$VENV_PYTHON" -m pytest tests/compat --durations=10
 }
 
@@ -205,7 +208,8 @@ stage "generated API model up to date" check_generated_model
 stage "start moto_server for Rust tests" start_moto
 stage "start PostgreSQL for Rust tests" start_postgres
 stage "Rust tests" rust_tests
-stage "cargo build -p sluice" cargo build -p sluice
+stage "cargo build -p sluice (+ fake-salesforce)" \
+    cargo build -p sluice -p sluice-fake-salesforce --bin sluice --bin fake-salesforce
 stage "compatibility suite (pytest)" compat_suite
 
 log ""

@@ -294,6 +294,9 @@ fn text_summary(flow_name: &str, execution_id: &str, outcome: &RunOutcome) -> St
         let more = outcome.locations.len() - SHOWN_LOCATIONS;
         let _ = writeln!(text, "  ... and {more} more files");
     }
+    for location in &outcome.error_locations {
+        let _ = writeln!(text, "  rejected records in {location}");
+    }
     text
 }
 
@@ -530,6 +533,8 @@ mod tests {
             },
             message: Some("S3 source: in/a.csv line 2: expected 2 fields, found 1".to_owned()),
             locations: Vec::new(),
+            error_locations: Vec::new(),
+            source_fields: Vec::new(),
         };
         let started = DateTime::from_timestamp(1_700_000_000, 0).expect("valid");
         let finished = DateTime::from_timestamp_millis(1_700_000_001_500).expect("valid");
@@ -560,6 +565,8 @@ mod tests {
             locations: (0..25)
                 .map(|index| format!("dst/out/f-{index}.parquet"))
                 .collect(),
+            error_locations: vec!["s3://err/f/e/error-records-00001.jsonl".to_owned()],
+            source_fields: Vec::new(),
         };
         let text = text_summary("f", "e", &outcome);
         assert!(
@@ -571,5 +578,9 @@ mod tests {
         assert!(text.contains("wrote dst/out/f-19.parquet"), "{text}");
         assert!(!text.contains("f-20.parquet"), "{text}");
         assert!(text.contains("... and 5 more files"), "{text}");
+        assert!(
+            text.contains("rejected records in s3://err/f/e/error-records-00001.jsonl"),
+            "{text}"
+        );
     }
 }

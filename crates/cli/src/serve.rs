@@ -5,6 +5,10 @@
 //! 0600) and the `export` lines a user needs are printed once. Ctrl-C or SIGTERM stops the
 //! server gracefully: in-flight requests finish and running flow runs are canceled.
 //!
+//! Connector settings come from the environment too: `SLUICE_S3_*` for buckets,
+//! `SLUICE_SALESFORCE_*` for Salesforce (connected app, login hosts, JWT signing key; see the
+//! Salesforce connector's README).
+//!
 //! Scheduled flows follow the system clock. For end-to-end tests, `SLUICE_TEST_CLOCK_FILE`
 //! names a file holding "now" in epoch milliseconds: the scheduler reads its time from it
 //! (re-read a few times a second), so a test moves time by rewriting the file.

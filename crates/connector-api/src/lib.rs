@@ -215,6 +215,89 @@ pub struct WriteRequest {
     pub run_started_at: DateTime<Utc>,
     /// Destination fields used as partition keys, in nesting order.
     pub partition_keys: Vec<String>,
+    /// Where rejected records go (the `errorHandlingConfig` bucket location, or nowhere).
+    /// A destination that counts a put failure must also hand the record here.
+    pub rejected: Arc<dyn RejectedRecordSink>,
+}
+
+/// One record a destination refused, with the destination's reason.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedRecord {
+    /// The record as it was sent, field name to value.
+    pub record: serde_json::Map<String, serde_json::Value>,
+    /// The destination's error code, when it gives one (`DUPLICATE_VALUE`, SQLSTATE `23505`).
+    pub code: Option<String>,
+    /// The destination's message. Must not contain a credential.
+    pub message: String,
+}
+
+/// Receives the records a destination rejected during one run, for AppFlow's
+/// `errorHandlingConfig` error location.
+///
+/// Implementations may buffer; [`finish`](Self::finish) makes everything durable. The engine
+/// calls `finish` after the writer committed or aborted, so rejected records are kept even
+/// when the run stops at the first error.
+#[async_trait]
+pub trait RejectedRecordSink: Send + Sync + fmt::Debug {
+    /// Stores `records`.
+    async fn put(&self, records: Vec<RejectedRecord>) -> Result<(), ConnectorError>;
+
+    /// Writes whatever is buffered and returns the locations written so far (object keys).
+    async fn finish(&self) -> Result<Vec<String>, ConnectorError>;
+}
+
+/// The sink used when a flow has no error location: records are counted by the destination
+/// and dropped here, with a log line per call so the drop is visible.
+#[derive(Debug, Default)]
+pub struct NoErrorLocation;
+
+#[async_trait]
+impl RejectedRecordSink for NoErrorLocation {
+    async fn put(&self, records: Vec<RejectedRecord>) -> Result<(), ConnectorError> {
+        if let Some(first) = records.first() {
+            tracing::warn!(
+                count = records.len(),
+                first_error = %first.message,
+                "rejected records not stored: the flow's errorHandlingConfig has no bucketName"
+            );
+        }
+        Ok(())
+    }
+
+    async fn finish(&self) -> Result<Vec<String>, ConnectorError> {
+        Ok(Vec::new())
+    }
+}
+
+/// In-memory sink for tests and `sluice run` previews: keeps every record.
+#[derive(Debug, Default)]
+pub struct CollectRejected {
+    records: std::sync::Mutex<Vec<RejectedRecord>>,
+}
+
+impl CollectRejected {
+    /// The records received so far.
+    pub fn records(&self) -> Vec<RejectedRecord> {
+        self.records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[async_trait]
+impl RejectedRecordSink for CollectRejected {
+    async fn put(&self, records: Vec<RejectedRecord>) -> Result<(), ConnectorError> {
+        self.records
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .extend(records);
+        Ok(())
+    }
+
+    async fn finish(&self) -> Result<Vec<String>, ConnectorError> {
+        Ok(Vec::new())
+    }
 }
 
 /// What a destination wrote in one run.
@@ -279,6 +362,25 @@ pub trait Connector: Send + Sync + fmt::Debug {
         Ok(())
     }
 
+    /// Turns the profile a caller sent to `CreateConnectorProfile`/`UpdateConnectorProfile`
+    /// into the profile to store. OAuth connectors exchange one-time grants here (an
+    /// authorization code) and return the resulting tokens, so the code itself is never
+    /// stored; they may also fill in properties the exchange revealed (an instance URL).
+    ///
+    /// The default checks the profile with [`validate_profile`](Self::validate_profile) and
+    /// stores it as given.
+    ///
+    /// # Errors
+    /// An [`ConnectorErrorKind::Authentication`] error when the provider refuses the
+    /// credentials, quoting the provider's reason but never a secret.
+    async fn prepare_profile(&self, profile: &Profile) -> Result<PreparedProfile, ConnectorError> {
+        self.validate_profile(profile).await?;
+        Ok(PreparedProfile {
+            properties: profile.properties.clone(),
+            credentials: profile.credentials.clone(),
+        })
+    }
+
     /// Lists entities (`ListConnectorEntities`).
     async fn list_entities(&self, ctx: &EntityContext) -> Result<EntityListing, ConnectorError>;
 
@@ -322,4 +424,74 @@ pub trait ConnectorRegistry: Send + Sync + fmt::Debug {
 
     /// Every connector, in a stable order.
     fn all(&self) -> Vec<Arc<dyn Connector>>;
+
+    /// A sink writing one run's rejected records under `location`.
+    fn error_location(
+        &self,
+        location: &ErrorLocation,
+    ) -> Result<Arc<dyn RejectedRecordSink>, ConnectorError> {
+        Err(ConnectorError::unsupported(format!(
+            "rejected records cannot be written to bucket {}: no object store is configured",
+            location.bucket
+        )))
+    }
+}
+
+/// Where one run's rejected records are written: AppFlow's `errorHandlingConfig` bucket and
+/// prefix, with the flow name and execution id below it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorLocation {
+    /// `errorHandlingConfig.bucketName`.
+    pub bucket: String,
+    /// `errorHandlingConfig.bucketPrefix`, possibly empty.
+    pub prefix: String,
+    /// Flow name.
+    pub flow_name: String,
+    /// Execution id of the run.
+    pub execution_id: String,
+}
+
+/// What [`Connector::prepare_profile`] returns: the profile as it is to be stored.
+#[derive(Clone)]
+pub struct PreparedProfile {
+    /// The `ConnectorProfileProperties` union to store, as JSON (`{"Salesforce": {...}}`).
+    pub properties: serde_json::Value,
+    /// The `ConnectorProfileCredentials` union to store, as JSON; sealed by the server.
+    pub credentials: Sensitive<serde_json::Value>,
+}
+
+impl fmt::Debug for PreparedProfile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PreparedProfile")
+            .field("properties", &self.properties)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Writes credentials a connector renewed back to a stored connector profile, so that the
+/// next run and the next server start begin from them: a restart needs no renewal, and a
+/// refresh token the provider rotated is not lost.
+///
+/// The server implements it over its metadata store (credentials sealed as at
+/// `CreateConnectorProfile`); connectors receive it at construction.
+///
+/// # Contract
+/// The write is a compare-and-swap: it happens only while the stored credentials still equal
+/// `previous`, so credentials a user replaced meanwhile with `UpdateConnectorProfile` are never
+/// overwritten by tokens renewed from the old ones.
+#[async_trait]
+pub trait CredentialsStore: Send + Sync + fmt::Debug {
+    /// Replaces the credentials of profile `profile` with `credentials` if they are still
+    /// `previous`. Returns `false` (and writes nothing) when the profile is gone or its
+    /// credentials changed.
+    ///
+    /// # Errors
+    /// A [`ConnectorErrorKind::Internal`] error when the store fails; the message names the
+    /// profile, never a secret.
+    async fn replace_credentials(
+        &self,
+        profile: &str,
+        previous: &Sensitive<serde_json::Value>,
+        credentials: &Sensitive<serde_json::Value>,
+    ) -> Result<bool, ConnectorError>;
 }

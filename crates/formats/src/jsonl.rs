@@ -629,7 +629,10 @@ impl BatchWriter for JsonLinesWriter {
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<(), FormatError> {
-        self.writer.write(batch).map_err(|error| {
+        let batch = crate::text::with_utc_offsets(batch).map_err(|error| {
+            FormatError::encode(OutputFormat::JsonLines, crate::arrow_message(&error))
+        })?;
+        self.writer.write(&batch).map_err(|error| {
             FormatError::encode(OutputFormat::JsonLines, crate::arrow_message(&error))
         })?;
         self.rows += batch.num_rows() as u64;

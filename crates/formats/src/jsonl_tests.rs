@@ -328,3 +328,40 @@ fn writer_keeps_types_writes_explicit_nulls_and_iso_timestamps() {
     let back = decode(&text).unwrap();
     assert_eq!(back[0].schema().field(0).data_type(), &DataType::Int64);
 }
+
+#[test]
+fn writer_renders_utc_named_timestamps_as_iso_instants() {
+    for zone in ["UTC", "Etc/UTC", "+00:00"] {
+        let values = TimestampMillisecondArray::from(vec![Some(1_709_649_059_123), None])
+            .with_timezone(zone);
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "LastModifiedDate",
+            values.data_type().clone(),
+            true,
+        )]));
+        let batch = RecordBatch::try_new(schema, vec![Arc::new(values)]).unwrap();
+        let mut writer: Box<dyn BatchWriter> = Box::new(JsonLinesWriter::new());
+        writer.write(&batch).unwrap();
+        let text = String::from_utf8(writer.finish().unwrap().to_vec()).unwrap();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(
+            lines[0]["LastModifiedDate"], "2024-03-05T14:30:59.123Z",
+            "zone {zone}"
+        );
+        assert_eq!(lines[1]["LastModifiedDate"], Value::Null);
+    }
+    // A named zone other than UTC stays an error naming the zone, not a wrong instant.
+    let values = TimestampMillisecondArray::from(vec![Some(0)]).with_timezone("Europe/Paris");
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        "at",
+        values.data_type().clone(),
+        true,
+    )]));
+    let batch = RecordBatch::try_new(schema, vec![Arc::new(values)]).unwrap();
+    let mut writer = JsonLinesWriter::new();
+    let error = writer.write(&batch).unwrap_err();
+    assert!(error.to_string().contains("Europe/Paris"), "{error}");
+}

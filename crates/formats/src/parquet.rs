@@ -10,11 +10,13 @@
 //! With `preserve_source_data_typing` false (AppFlow's default) every column is written as a
 //! string, rendered by [`crate::text`]; with it true the Arrow types are kept.
 //!
-//! Dictionary encoding is chosen per column from the first batch: string columns whose sampled
-//! values are mostly distinct (ids, e-mails, free text) are written plain. For such columns the
-//! encoder would otherwise fill a dictionary up to its page limit and then fall back to plain
-//! encoding anyway, spending CPU on hashing and keeping a dictionary page per column and row
-//! group in memory. Repetitive columns (countries, statuses) keep their dictionaries.
+//! Dictionary encoding is chosen per column from the first batch: string and fixed-width
+//! columns whose sampled values are mostly distinct (ids, e-mails, free text, amounts,
+//! timestamps) are written plain. For such columns a dictionary is about as large as the
+//! values themselves, or the encoder fills it up to its page limit and falls back to plain
+//! encoding anyway; either way it only spends CPU on hashing and keeps a dictionary page per
+//! column and row group in memory. Repetitive columns (countries, statuses) keep their
+//! dictionaries.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -189,8 +191,8 @@ impl BatchWriter for ParquetWriter {
     }
 }
 
-/// Disables dictionary encoding for the string columns of `batch` whose sampled values are
-/// mostly distinct; see the module documentation.
+/// Disables dictionary encoding for the columns of `batch` whose sampled values are mostly
+/// distinct; see the module documentation.
 fn dictionary_by_column(properties: WriterProperties, batch: &RecordBatch) -> WriterProperties {
     let mut builder = properties.into_builder();
     for (field, column) in batch.schema_ref().fields().iter().zip(batch.columns()) {
@@ -202,20 +204,50 @@ fn dictionary_by_column(properties: WriterProperties, batch: &RecordBatch) -> Wr
     builder.build()
 }
 
-/// Whether more than half of the sampled non-null values of a string column are distinct.
-/// Other types keep the encoder's default.
+/// Whether more than half of the sampled non-null values of a string or fixed-width column
+/// (integers, decimals, floats, dates, times, timestamps) are distinct. Other types keep the
+/// encoder's default.
 fn mostly_distinct(column: &dyn Array) -> bool {
-    let Some(strings) = column.as_any().downcast_ref::<StringArray>() else {
+    let sample = column.len().min(DICTIONARY_SAMPLE_ROWS);
+    if let Some(strings) = column.as_any().downcast_ref::<StringArray>() {
+        return mostly_distinct_values(
+            (0..sample)
+                .filter(|row| strings.is_valid(*row))
+                .map(|row| strings.value(row).as_bytes()),
+        );
+    }
+    let Some(width) = column.data_type().primitive_width() else {
         return false;
     };
-    let sample = strings.len().min(DICTIONARY_SAMPLE_ROWS);
-    let mut distinct = HashSet::with_capacity(sample);
-    let mut values = 0;
-    for row in (0..sample).filter(|row| strings.is_valid(*row)) {
-        values += 1;
-        distinct.insert(strings.value(row));
+    // A fixed-width array's values are one buffer of `width`-byte values, starting at the
+    // array's offset; comparing those bytes compares the values (floats by bit pattern).
+    let data = column.to_data();
+    let start = data.offset() * width;
+    let Some(bytes) = data
+        .buffers()
+        .first()
+        .and_then(|buffer| buffer.as_slice().get(start..start + sample * width))
+    else {
+        return false;
+    };
+    mostly_distinct_values(
+        bytes
+            .chunks_exact(width)
+            .enumerate()
+            .filter(|(row, _)| column.is_valid(*row))
+            .map(|(_, value)| value),
+    )
+}
+
+/// Whether enough `values` were sampled and more than half of them are distinct.
+fn mostly_distinct_values<'a>(values: impl Iterator<Item = &'a [u8]>) -> bool {
+    let mut distinct = HashSet::with_capacity(DICTIONARY_SAMPLE_ROWS);
+    let mut count = 0;
+    for value in values {
+        count += 1;
+        distinct.insert(value);
     }
-    values >= DICTIONARY_MIN_SAMPLE && distinct.len() * 2 > values
+    count >= DICTIONARY_MIN_SAMPLE && distinct.len() * 2 > count
 }
 
 #[cfg(test)]

@@ -1,9 +1,10 @@
 use ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use ::parquet::basic::Compression as ParquetCompression;
 use arrow_array::cast::AsArray;
-use arrow_array::types::Int64Type;
+use arrow_array::types::{Int32Type, Int64Type};
 use arrow_array::{
-    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, TimestampMillisecondArray,
+    Array, ArrayRef, BooleanArray, Float64Array, Int32Array, Int64Array, StringArray,
+    TimestampMillisecondArray,
 };
 use arrow_schema::{DataType, TimeUnit};
 
@@ -214,12 +215,13 @@ fn finishing_an_unused_writer_yields_nothing() {
 }
 
 #[test]
-fn dictionaries_are_kept_only_for_repetitive_string_columns() {
+fn dictionaries_are_kept_only_for_repetitive_columns() {
     let rows = 2_000;
     let schema = Arc::new(Schema::new(vec![
         Field::new("email", DataType::Utf8, true),
         Field::new("country", DataType::Utf8, true),
         Field::new("n", DataType::Int64, true),
+        Field::new("status", DataType::Int32, true),
     ]));
     let emails: Vec<String> = (0..rows).map(|i| format!("user{i}@exämple.com")).collect();
     let countries: Vec<Option<&str>> = (0..rows)
@@ -231,6 +233,9 @@ fn dictionaries_are_kept_only_for_repetitive_string_columns() {
             Arc::new(StringArray::from(emails)) as ArrayRef,
             Arc::new(StringArray::from(countries)),
             Arc::new(Int64Array::from_iter_values(0..rows as i64)),
+            Arc::new(Int32Array::from_iter(
+                (0..rows as i32).map(|i| (i % 11 != 0).then_some(i % 4)),
+            )),
         ],
     )
     .unwrap();
@@ -251,7 +256,11 @@ fn dictionaries_are_kept_only_for_repetitive_string_columns() {
         has_dictionary(1),
         "a repetitive column keeps its dictionary"
     );
-    assert!(has_dictionary(2), "non-string columns keep the default");
+    assert!(!has_dictionary(2), "distinct numbers are written plain");
+    assert!(
+        has_dictionary(3),
+        "repetitive numbers keep their dictionary"
+    );
     let column = |index: usize| -> Vec<Option<String>> {
         read.iter()
             .flat_map(|batch| batch.column(index).as_string::<i32>().iter())
@@ -264,6 +273,22 @@ fn dictionaries_are_kept_only_for_repetitive_string_columns() {
     assert_eq!(countries[1].as_deref(), Some("日本"));
     assert_eq!(countries[2].as_deref(), Some("US"));
     assert_eq!(countries[7], None);
+    let n = read
+        .iter()
+        .flat_map(|batch| {
+            batch
+                .column(2)
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect::<Vec<_>>();
+    assert_eq!(n, (0..rows as i64).collect::<Vec<_>>());
+    let status = read
+        .iter()
+        .flat_map(|batch| batch.column(3).as_primitive::<Int32Type>().iter())
+        .collect::<Vec<_>>();
+    assert_eq!(&status[..4], &[None, Some(1), Some(2), Some(3)]);
 }
 
 #[test]
@@ -282,5 +307,23 @@ fn small_or_sparse_samples_keep_the_default_encoding() {
         !mostly_distinct(&half),
         "exactly half distinct keeps the dictionary"
     );
-    assert!(!mostly_distinct(&Int64Array::from_iter_values(0..100)));
+    // Fixed-width columns are judged by their values, nulls skipped, from the array's offset.
+    assert!(mostly_distinct(&Int64Array::from_iter_values(0..100)));
+    assert!(!mostly_distinct(&Int64Array::from_iter_values(
+        (0..100).map(|i| i % 50)
+    )));
+    let mostly_null = Int32Array::from_iter((0..1_000).map(|i| (i % 50 == 0).then_some(i)));
+    assert!(!mostly_distinct(&mostly_null), "20 values are too few");
+    let repeated_then_distinct = Int64Array::from_iter_values((0..200).map(|i| i.max(100)));
+    assert!(!mostly_distinct(&repeated_then_distinct));
+    assert!(mostly_distinct(&repeated_then_distinct.slice(100, 100)));
+    let amounts = arrow_array::Decimal128Array::from_iter_values((0..100).map(|i| i * 7919))
+        .with_precision_and_scale(12, 2)
+        .unwrap();
+    assert!(mostly_distinct(&amounts));
+    let floats = Float64Array::from_iter_values((0..100).map(|i| f64::from(i) / 3.0));
+    assert!(mostly_distinct(&floats));
+    assert!(!mostly_distinct(&BooleanArray::from_iter(
+        (0..100).map(|i| Some(i % 2 == 0))
+    )));
 }

@@ -25,18 +25,7 @@ pub fn column_to_text(array: &ArrayRef) -> Result<ArrayRef, ArrowError> {
     if array.data_type() == &DataType::Utf8 {
         return Ok(Arc::clone(array));
     }
-    if let DataType::Timestamp(unit, Some(zone)) = array.data_type()
-        && UTC_NAMES.contains(&zone.as_ref())
-    {
-        // Named zones need Arrow's chrono-tz feature (a large dependency); UTC under any of
-        // its names is the zero offset, which needs nothing. Relabelling keeps the values.
-        let relabelled = arrow_array::make_array(
-            array
-                .to_data()
-                .into_builder()
-                .data_type(DataType::Timestamp(*unit, Some(UTC_OFFSET.into())))
-                .build()?,
-        );
+    if let Some(relabelled) = utc_as_offset(array)? {
         return column_to_text(&relabelled);
     }
     let options = CastOptions {
@@ -44,6 +33,58 @@ pub fn column_to_text(array: &ArrayRef) -> Result<ArrayRef, ArrowError> {
         format_options: FormatOptions::default(),
     };
     arrow_cast::cast_with_options(array, &DataType::Utf8, &options)
+}
+
+/// `array` relabelled with the `+00:00` zone when it is a timestamp in UTC under a name.
+///
+/// Named zones need Arrow's chrono-tz feature (a large dependency) to be rendered; UTC under
+/// any of its names is the zero offset, which needs nothing. Relabelling keeps the values.
+fn utc_as_offset(array: &ArrayRef) -> Result<Option<ArrayRef>, ArrowError> {
+    let DataType::Timestamp(unit, Some(zone)) = array.data_type() else {
+        return Ok(None);
+    };
+    if !UTC_NAMES.contains(&zone.as_ref()) {
+        return Ok(None);
+    }
+    let data = array
+        .to_data()
+        .into_builder()
+        .data_type(DataType::Timestamp(*unit, Some(UTC_OFFSET.into())))
+        .build()?;
+    Ok(Some(arrow_array::make_array(data)))
+}
+
+/// `batch` with every UTC-named timestamp column relabelled `+00:00`, so writers that render
+/// timestamps as text (JSON Lines) accept it. Other columns are shared, not copied.
+///
+/// # Errors
+/// Never in practice: relabelling keeps the column's buffers.
+pub fn with_utc_offsets(batch: &RecordBatch) -> Result<RecordBatch, ArrowError> {
+    let mut changed = false;
+    let mut fields = Vec::with_capacity(batch.num_columns());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        match utc_as_offset(column)? {
+            Some(relabelled) => {
+                changed = true;
+                fields.push(Arc::new(
+                    field
+                        .as_ref()
+                        .clone()
+                        .with_data_type(relabelled.data_type().clone()),
+                ));
+                columns.push(relabelled);
+            }
+            None => {
+                fields.push(Arc::clone(field));
+                columns.push(Arc::clone(column));
+            }
+        }
+    }
+    if !changed {
+        return Ok(batch.clone());
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
 }
 
 /// The schema of [`batch_to_text`]'s output: same names, every field a nullable `Utf8`.

@@ -9,8 +9,8 @@ use arrow_array::RecordBatch;
 use futures::{FutureExt, StreamExt};
 use sluice_api_model as model;
 use sluice_connector_api::{
-    BatchStream, Connector, ConnectorRegistry, DestinationWriter, Profile, ReadRequest, ReadStats,
-    WriteRequest, WriteSummary,
+    BatchStream, Connector, ConnectorRegistry, DestinationWriter, ErrorLocation, NoErrorLocation,
+    Profile, ReadRequest, ReadStats, RejectedRecordSink, WriteRequest, WriteSummary,
 };
 use sluice_transforms::TaskPlan;
 use tokio::runtime::Handle;
@@ -55,14 +55,67 @@ pub(crate) async fn execute(
     options: EngineOptions,
 ) -> RunOutcome {
     let span = info_span!("run", flow_name = %spec.flow_name, execution_id = %spec.execution_id);
-    let run = AssertUnwindSafe(run(registry, spec, &progress, &cancel, options)).catch_unwind();
-    let result = match run.instrument(span.clone()).await {
+    let location = error_location(&spec);
+    let rejected: Arc<dyn RejectedRecordSink> = match &location {
+        None => Arc::new(NoErrorLocation),
+        Some(location) => match registry.error_location(location) {
+            Ok(sink) => sink,
+            Err(error) => {
+                let error = RunError::ErrorLocation {
+                    bucket: location.bucket.clone(),
+                    error,
+                };
+                warn!(flow_name = %spec.flow_name, %error, "run failed");
+                return RunOutcome {
+                    status: RunStatus::Error,
+                    progress: progress.snapshot(),
+                    message: Some(error.to_string()),
+                    locations: Vec::new(),
+                    error_locations: Vec::new(),
+                    source_fields: Vec::new(),
+                };
+            }
+        },
+    };
+    let run = run(
+        registry,
+        spec,
+        Arc::clone(&rejected),
+        &progress,
+        &cancel,
+        options,
+    );
+    let result = match AssertUnwindSafe(run)
+        .catch_unwind()
+        .instrument(span.clone())
+        .await
+    {
         Ok(result) => result,
         Err(panic) => Err(Stop::Failed(RunError::Internal(format!(
             "the run panicked: {}",
             panic_message(panic.as_ref())
         )))),
     };
+    // Rejected records are stored whatever happened to the run: they are exactly the records
+    // that did not land. Failing to store them turns a success into an error, since otherwise
+    // they would be lost silently.
+    let (result, error_locations) = match rejected.finish().instrument(span.clone()).await {
+        Ok(written) => (result, written),
+        Err(error) => {
+            let error = RunError::ErrorLocation {
+                bucket: location.map(|l| l.bucket).unwrap_or_default(),
+                error,
+            };
+            match result {
+                Ok(_) => (Err(Stop::Failed(error)), Vec::new()),
+                Err(stop) => {
+                    warn!(%error, "rejected records of a failed run were not stored");
+                    (Err(stop), Vec::new())
+                }
+            }
+        }
+    };
+    let source_fields = progress.source_fields();
     let snapshot = progress.snapshot();
     let _entered = span.enter();
     match result {
@@ -80,6 +133,8 @@ pub(crate) async fn execute(
                 progress: snapshot,
                 message: None,
                 locations: summary.locations,
+                error_locations,
+                source_fields,
             }
         }
         Err(Stop::Canceled) => {
@@ -92,6 +147,8 @@ pub(crate) async fn execute(
                 progress: snapshot,
                 message: Some("the run was canceled".to_owned()),
                 locations: Vec::new(),
+                error_locations,
+                source_fields,
             }
         }
         Err(Stop::Failed(error)) => {
@@ -101,14 +158,41 @@ pub(crate) async fn execute(
                 progress: snapshot,
                 message: Some(error.to_string()),
                 locations: Vec::new(),
+                error_locations,
+                source_fields,
             }
         }
     }
 }
 
+/// The `errorHandlingConfig` location of the destination, when it names a bucket. Every
+/// destination type that has the member spells it the same way, so it is read from the
+/// properties union as JSON rather than per variant.
+fn error_location(spec: &RunSpec) -> Option<ErrorLocation> {
+    let properties =
+        serde_json::to_value(&spec.destination.destination_connector_properties).ok()?;
+    let config = properties
+        .as_object()?
+        .values()
+        .find_map(|variant| variant.get("errorHandlingConfig"))?;
+    let bucket = config.get("bucketName")?.as_str()?.to_owned();
+    let prefix = config
+        .get("bucketPrefix")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    Some(ErrorLocation {
+        bucket,
+        prefix,
+        flow_name: spec.flow_name.clone(),
+        execution_id: spec.execution_id.clone(),
+    })
+}
+
 async fn run(
     registry: &dyn ConnectorRegistry,
     spec: RunSpec,
+    rejected: Arc<dyn RejectedRecordSink>,
     progress: &Arc<RunProgress>,
     cancel: &CancellationToken,
     options: EngineOptions,
@@ -148,6 +232,7 @@ async fn run(
         schema_version: spec.schema_version,
         run_started_at: spec.started_at,
         partition_keys: plan.partition_keys().to_vec(),
+        rejected,
     };
 
     let stream = unless_canceled(cancel, source.read(read_request))
@@ -348,6 +433,7 @@ async fn pump_source(
     stop: &CancellationToken,
     name: &str,
 ) -> StageEnd {
+    let mut last_schema = None;
     loop {
         let next = tokio::select! {
             biased;
@@ -367,6 +453,13 @@ async fn pump_source(
             }
         };
         progress.add_records_processed(batch.num_rows() as u64);
+        if !last_schema
+            .as_ref()
+            .is_some_and(|schema| Arc::ptr_eq(schema, batch.schema_ref()))
+        {
+            progress.note_source_fields(&batch);
+            last_schema = Some(batch.schema());
+        }
         if batch.num_rows() == 0 {
             continue;
         }

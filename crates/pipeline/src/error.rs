@@ -53,6 +53,15 @@ pub enum RunError {
         #[source]
         error: ConnectorError,
     },
+    /// Rejected records could not be stored in the `errorHandlingConfig` location.
+    #[error("error location s3://{bucket}: {error}")]
+    ErrorLocation {
+        /// `errorHandlingConfig.bucketName`.
+        bucket: String,
+        /// The storage error.
+        #[source]
+        error: ConnectorError,
+    },
     /// A bug: a stage panicked or disappeared.
     #[error("internal error: {0}")]
     Internal(String),
@@ -67,7 +76,8 @@ impl RunError {
             }
             Self::Source { error, .. }
             | Self::Destination { error, .. }
-            | Self::Commit { error, .. } => error.domain(),
+            | Self::Commit { error, .. }
+            | Self::ErrorLocation { error, .. } => error.domain(),
             Self::Internal(_) => ErrorDomain::Internal,
         }
     }

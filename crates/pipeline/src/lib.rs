@@ -101,6 +101,10 @@ pub struct RunOutcome {
     pub message: Option<String>,
     /// Locations written (object keys), empty unless the run succeeded.
     pub locations: Vec<String>,
+    /// Objects holding rejected records (`errorHandlingConfig` location), whatever the status.
+    pub error_locations: Vec<String>,
+    /// Source field names seen in the run, in first-seen order.
+    pub source_fields: Vec<String>,
 }
 
 impl RunOutcome {

@@ -5,7 +5,10 @@
 //! [`ProgressSnapshot`] whenever it likes. Relaxed ordering is enough: every counter is
 //! monotonic and independent, and the final snapshot is taken after the run's stages joined.
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+
+use arrow_array::RecordBatch;
 
 use serde::Serialize;
 
@@ -17,6 +20,8 @@ pub struct RunProgress {
     bytes_processed: AtomicU64,
     bytes_written: AtomicU64,
     put_failures: AtomicU64,
+    /// Source field names seen so far, in first-seen order.
+    source_fields: Mutex<Vec<String>>,
 }
 
 /// A point-in-time copy of [`RunProgress`]; field names follow AppFlow's `ExecutionResult`.
@@ -44,6 +49,28 @@ impl RunProgress {
             bytes_processed: self.bytes_processed.load(Ordering::Relaxed),
             bytes_written: self.bytes_written.load(Ordering::Relaxed),
             put_failures: self.put_failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Source field names seen so far in the run, in first-seen order (for `schemaVersion`
+    /// bookkeeping: a source that picks up new fields by itself shows them here).
+    pub fn source_fields(&self) -> Vec<String> {
+        self.source_fields
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Adds the fields of `batch` not seen before.
+    pub(crate) fn note_source_fields(&self, batch: &RecordBatch) {
+        let mut known = self
+            .source_fields
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for field in batch.schema_ref().fields() {
+            if !known.iter().any(|name| name == field.name()) {
+                known.push(field.name().clone());
+            }
         }
     }
 

@@ -639,6 +639,8 @@ fn outcome_maps_to_an_appflow_execution_result() {
         },
         message: Some("S3 source: boom".to_owned()),
         locations: Vec::new(),
+        error_locations: Vec::new(),
+        source_fields: Vec::new(),
     };
     assert_eq!(
         outcome.status.execution_status(),

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use sluice_connector_api::ConnectorRegistry;
+use sluice_connectors::ConnectorSettings;
 use sluice_storage::StorageConfig;
 use sluice_types::{Clock, Sensitive, SharedClock, SystemClock};
 
@@ -153,8 +154,12 @@ pub struct ServerConfig {
     /// Where bucket data lives.
     pub storage: StorageConfig,
     /// The connectors to serve; `None` (the default) builds Sluice's built-in registry over
-    /// `storage`. Embedders and tests can supply their own.
+    /// `storage` and `connector_settings`. Embedders and tests can supply their own.
     pub connectors: Option<Arc<dyn ConnectorRegistry>>,
+    /// Settings of the built-in connectors (`SLUICE_SALESFORCE_*`: login hosts, connected
+    /// app, JWT signing key). The server adds its credentials store, which writes renewed
+    /// OAuth tokens back to their connector profiles.
+    pub connector_settings: ConnectorSettings,
     /// Runs executing at once; further runs wait (`SLUICE_MAX_CONCURRENT_RUNS`).
     pub max_concurrent_runs: usize,
     /// Runs that may be in progress or waiting at once; beyond it `StartFlow` answers
@@ -180,14 +185,15 @@ pub struct ServerConfig {
 }
 
 impl ServerConfig {
-    /// A configuration with defaults, storage from the environment (`SLUICE_S3_*`) and no root
-    /// key.
+    /// A configuration with defaults, storage and connector settings from the environment
+    /// (`SLUICE_S3_*`, `SLUICE_SALESFORCE_*`) and no root key.
     pub fn new(listen: SocketAddr, data_dir: impl Into<PathBuf>) -> Self {
         let data_dir = data_dir.into();
         Self {
             listen,
             storage: StorageConfig::from_env(&data_dir),
             connectors: None,
+            connector_settings: ConnectorSettings::from_env(),
             data_dir,
             account_id: DEFAULT_ACCOUNT_ID.to_string(),
             region: DEFAULT_REGION.to_string(),

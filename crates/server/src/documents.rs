@@ -23,7 +23,8 @@ use crate::error::ApiError;
 
 const FLOW_INTERNAL: &str = "sluiceInternal";
 
-/// Facts derived at create/update time that `DescribeFlowResponse` has no member for.
+/// Facts derived at create/update time or by runs that `DescribeFlowResponse` has no member
+/// for.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct FlowInternal {
@@ -31,6 +32,10 @@ pub(crate) struct FlowInternal {
     pub source_connector_label: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destination_connector_label: Option<String>,
+    /// Source fields runs have seen, for flows that pick up new fields by themselves
+    /// (`enableDynamicFieldUpdate`): a run that sees others bumps `schemaVersion`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_fields: Vec<String>,
 }
 
 /// A stored flow.
@@ -245,16 +250,23 @@ pub(crate) fn open_profile(
     })
 }
 
-/// Seals a profile's credentials union for storage; `None` stores nothing.
-pub(crate) fn seal_credentials(
-    credentials: Option<&model::ConnectorProfileCredentials>,
+/// Seals a credentials union a connector prepared for storage; an empty object (a connector
+/// without credentials) stores nothing, as an absent union does.
+pub(crate) fn seal_json(
+    credentials: &Sensitive<serde_json::Value>,
     profile_arn: &str,
     secrets: &SecretBox,
 ) -> Result<Vec<u8>, ApiError> {
-    let Some(credentials) = credentials else {
-        return Ok(Vec::new());
+    let empty = match credentials.expose() {
+        serde_json::Value::Null => true,
+        serde_json::Value::Object(map) => map.is_empty(),
+        _ => false,
     };
-    let plaintext = Sensitive::new(serde_json::to_vec(credentials).map_err(ApiError::internal)?);
+    if empty {
+        return Ok(Vec::new());
+    }
+    let plaintext =
+        Sensitive::new(serde_json::to_vec(credentials.expose()).map_err(ApiError::internal)?);
     Ok(secrets.seal(plaintext.expose(), profile_arn.as_bytes()))
 }
 

@@ -33,6 +33,7 @@ mod api;
 mod audit;
 mod auth;
 pub mod config;
+mod credentials;
 mod documents;
 mod error;
 mod events;
@@ -42,6 +43,7 @@ mod pagination;
 mod router;
 mod runs;
 mod schedules;
+mod schema;
 pub mod sigv4;
 mod state;
 
@@ -89,12 +91,23 @@ impl Server {
         let storage = Arc::new(sluice_storage::Storage::new(config.storage.clone()));
         let event_storage = storage.clone();
         let storage_description = storage.describe();
-        let registry: Arc<dyn sluice_connector_api::ConnectorRegistry> = match &config.connectors {
-            Some(registry) => registry.clone(),
-            None => Arc::new(sluice_connectors::Registry::new(storage)),
-        };
         let store: Arc<dyn sluice_metastore::MetadataStore> = Arc::new(store);
         let secrets = Arc::new(secrets);
+        let profile_lock = Arc::new(tokio::sync::Mutex::new(()));
+        let registry: Arc<dyn sluice_connector_api::ConnectorRegistry> = match &config.connectors {
+            Some(registry) => registry.clone(),
+            None => {
+                let mut settings = config.connector_settings.clone();
+                settings.credentials_store = Some(Arc::new(credentials::ProfileCredentials {
+                    store: store.clone(),
+                    secrets: secrets.clone(),
+                    profile_lock: profile_lock.clone(),
+                }));
+                Arc::new(sluice_connectors::Registry::with_settings(
+                    storage, settings,
+                ))
+            }
+        };
         let flow_lock = Arc::new(tokio::sync::Mutex::new(()));
         let runs = RunManager::new(
             store.clone(),
@@ -166,6 +179,7 @@ impl Server {
             fingerprint,
             token_locks: TokenLocks::default(),
             flow_lock,
+            profile_lock,
             scheduler,
             events,
             clock,

@@ -35,6 +35,7 @@ use tracing::Instrument as _;
 
 use crate::documents::{FlowDocument, open_profile, run_document};
 use crate::error::{ApiError, ErrorCode};
+use crate::schema::FieldTracking;
 
 /// The message of runs found `InProgress` at startup.
 pub(crate) const INTERRUPTED_MESSAGE: &str =
@@ -184,6 +185,7 @@ impl RunManager {
             .ok_or_else(|| {
                 ApiError::internal(format!("stored flow {} has no destination", flow.name()))
             })?;
+        let tracking = FieldTracking::of(flow, &definition);
         let execution_id = uuid::Uuid::new_v4().to_string();
         let started_at = Utc::now();
         let document = model::ExecutionRecord {
@@ -253,7 +255,7 @@ impl RunManager {
             tracing::info_span!("run", flow_name = %spec.flow_name, execution_id = %execution_id);
         tokio::spawn(
             async move {
-                manager.drive(spec, cancel, record).await;
+                manager.drive(spec, cancel, record, tracking).await;
             }
             .instrument(span),
         );
@@ -261,12 +263,14 @@ impl RunManager {
         Ok((execution_id, started_at))
     }
 
-    /// The body of a run's task.
+    /// The body of a run's task. `tracking` is set for flows that pick up new source fields
+    /// by themselves (see [`crate::schema`]).
     async fn drive(
         &self,
         mut spec: RunSpec,
         cancel: CancellationToken,
         record: Arc<tokio::sync::Mutex<RunRecord>>,
+        tracking: Option<FieldTracking>,
     ) {
         let execution_id = spec.execution_id.clone();
         let flow_name = spec.flow_name.clone();
@@ -274,6 +278,9 @@ impl RunManager {
         // engine's threads must still be told to stop, or they would wait forever.
         let _cancel_on_drop = cancel.clone().drop_guard();
         let progress = Arc::new(RunProgress::default());
+        let base_version = spec.schema_version;
+        let mut run_version = base_version;
+        let mut described = Vec::new();
         let outcome = 'run: {
             let permit = tokio::select! {
                 permit = self.inner.permits.clone().acquire_owned() => permit.ok(),
@@ -285,6 +292,31 @@ impl RunManager {
             match self.resolve_profiles(&mut spec).await {
                 Ok(()) => {}
                 Err(message) => break 'run error_outcome(&progress, message),
+            }
+            if let Some(tracking) = &tracking {
+                let describe = tracking.describe(self.inner.registry.as_ref(), &spec);
+                let fields = tokio::select! {
+                    fields = describe => fields,
+                    () = cancel.cancelled() => {
+                        break 'run canceled_outcome(&progress, "the run was canceled before it started");
+                    }
+                };
+                match fields {
+                    Ok(fields) => {
+                        if tracking.has_new(&fields) {
+                            spec.schema_version += 1;
+                            tracing::info!(
+                                schema_version = spec.schema_version,
+                                "the source has new fields: this run writes a new schema version"
+                            );
+                        }
+                        described = fields;
+                    }
+                    // The run itself reports what is wrong with the source; the fields it
+                    // reads are still recorded afterwards.
+                    Err(error) => tracing::warn!(%error, "cannot describe the source entity"),
+                }
+                run_version = spec.schema_version;
             }
             let execute = sluice_pipeline::execute(
                 self.inner.registry.as_ref(),
@@ -303,6 +335,20 @@ impl RunManager {
             }
         };
         let outcome = self.explain_cancel(outcome);
+        if tracking.is_some() && outcome.status == RunStatus::Successful {
+            // Recorded before the run reads as finished, so a caller that sees it finished
+            // also sees the flow's new schemaVersion.
+            described.extend(outcome.source_fields.iter().cloned());
+            let _guard = self.inner.flow_lock.lock().await;
+            crate::schema::record_fields_locked(
+                self.inner.store.as_ref(),
+                &flow_name,
+                base_version,
+                run_version,
+                &described,
+            )
+            .await;
+        }
         self.finish(&flow_name, &record, &outcome).await;
         self.active().remove(&execution_id);
         // A run canceled by the shutdown is not the flow's failure: it is not reported, so it
@@ -634,6 +680,8 @@ fn canceled_outcome(progress: &RunProgress, message: &str) -> RunOutcome {
         progress: progress.snapshot(),
         message: Some(message.to_string()),
         locations: Vec::new(),
+        error_locations: Vec::new(),
+        source_fields: Vec::new(),
     }
 }
 
@@ -643,5 +691,7 @@ fn error_outcome(progress: &RunProgress, message: String) -> RunOutcome {
         progress: progress.snapshot(),
         message: Some(message),
         locations: Vec::new(),
+        error_locations: Vec::new(),
+        source_fields: Vec::new(),
     }
 }

@@ -25,6 +25,9 @@ pub(crate) struct Services {
     /// Serialises read-modify-write cycles on flow documents (handlers and the run manager
     /// both update them), so concurrent updates are never lost.
     pub flow_lock: Arc<tokio::sync::Mutex<()>>,
+    /// Serialises writes of connector profile records (handlers, and connectors writing
+    /// renewed credentials back), so a write-back never resurrects an older record.
+    pub profile_lock: Arc<tokio::sync::Mutex<()>>,
     /// Drives scheduled flows.
     pub scheduler: sluice_scheduler::Scheduler,
     /// Polls the event sources of active event flows.

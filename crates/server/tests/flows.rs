@@ -110,32 +110,34 @@ async fn domain_rules_are_validation_errors() {
         "{message}"
     );
 
-    let mut salesforce = s3_flow("f2", "src", "dst");
-    salesforce["sourceFlowConfig"] = json!({"connectorType": "Salesforce", "connectorProfileName": "sf",
-        "sourceConnectorProperties": {"Salesforce": {"object": "Account"}}});
-    for task in salesforce["tasks"].as_array_mut().unwrap() {
+    // Zendesk is a connector Sluice does not implement: its profiles are stored unchecked,
+    // and flows reading from it are refused.
+    let mut zendesk = s3_flow("f2", "src", "dst");
+    zendesk["sourceFlowConfig"] = json!({"connectorType": "Zendesk", "connectorProfileName": "zd",
+        "sourceConnectorProperties": {"Zendesk": {"object": "tickets"}}});
+    for task in zendesk["tasks"].as_array_mut().unwrap() {
         let operator = task["connectorOperator"]["S3"].take();
-        task["connectorOperator"] = json!({"Salesforce": operator});
+        task["connectorOperator"] = json!({"Zendesk": operator});
     }
     let message = server
-        .call("/create-flow", salesforce.clone())
+        .call("/create-flow", zendesk.clone())
         .await
         .assert_error(404, "ResourceNotFoundException")
         .to_string();
-    assert!(message.contains("Connector profile sf"), "{message}");
+    assert!(message.contains("Connector profile zd"), "{message}");
     server
-        .ok("/create-connector-profile", json!({"connectorProfileName": "sf", "connectorType": "Salesforce",
+        .ok("/create-connector-profile", json!({"connectorProfileName": "zd", "connectorType": "Zendesk",
             "connectionMode": "Public", "connectorProfileConfig": {
-                "connectorProfileProperties": {"Salesforce": {"instanceUrl": "https://x.my.salesforce.com"}},
-                "connectorProfileCredentials": {"Salesforce": {"accessToken": "t"}}}}))
+                "connectorProfileProperties": {"Zendesk": {"instanceUrl": "https://x.zendesk.com"}},
+                "connectorProfileCredentials": {"Zendesk": {"clientId": "c", "clientSecret": "s"}}}}))
         .await;
     let message = server
-        .call("/create-flow", salesforce)
+        .call("/create-flow", zendesk)
         .await
         .assert_error(400, "ValidationException")
         .to_string();
     assert!(
-        message.contains("does not support connector Salesforce as a source"),
+        message.contains("Zendesk") && message.contains("source"),
         "{message}"
     );
 
@@ -493,9 +495,16 @@ async fn connectors_are_advertised_and_registrations_stored() {
     let s3 = &described["connectorConfigurations"]["S3"];
     assert_eq!(s3["canUseAsSource"], true, "{described}");
     assert_eq!(s3["canUseAsDestination"], true);
+    let salesforce = &described["connectorConfigurations"]["Salesforce"];
+    assert_eq!(salesforce["canUseAsSource"], true, "{described}");
+    assert_eq!(salesforce["canUseAsDestination"], true);
+    assert_eq!(
+        salesforce["connectorMetadata"]["Salesforce"]["oauth2GrantTypesSupported"],
+        json!(["AUTHORIZATION_CODE", "JWT_BEARER", "CLIENT_CREDENTIALS"])
+    );
     assert!(
         described["connectorConfigurations"]
-            .get("Salesforce")
+            .get("Zendesk")
             .is_none(),
         "only what exists"
     );
@@ -503,11 +512,15 @@ async fn connectors_are_advertised_and_registrations_stored() {
         .ok("/describe-connector", json!({"connectorType": "S3"}))
         .await;
     assert_eq!(one["connectorConfiguration"]["canUseAsSource"], true);
-    server
-        .call(
+    let one = server
+        .ok(
             "/describe-connector",
             json!({"connectorType": "Salesforce"}),
         )
+        .await;
+    assert_eq!(one["connectorConfiguration"]["connectorType"], "Salesforce");
+    server
+        .call("/describe-connector", json!({"connectorType": "Zendesk"}))
         .await
         .assert_error(404, "ResourceNotFoundException");
 

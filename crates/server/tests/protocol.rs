@@ -229,8 +229,13 @@ async fn service_in_the_credential_scope_must_be_appflow() {
 
 #[tokio::test]
 async fn requests_are_audited_without_credentials() {
-    let server = TestServer::start().await;
-    let secret = "sup3r-s3cret-t0ken";
+    let fake = sluice_fake_salesforce::FakeSalesforce::start(0)
+        .await
+        .unwrap();
+    let server = TestServer::start_with_salesforce(&fake, None).await;
+    let secret = fake.issue_access_token();
+    let secret = secret.as_str();
+    let refresh = fake.issue_refresh_token();
     let created = server
         .call(
             "/create-connector-profile",
@@ -239,8 +244,8 @@ async fn requests_are_audited_without_credentials() {
                 "connectorType": "Salesforce",
                 "connectionMode": "Public",
                 "connectorProfileConfig": {
-                    "connectorProfileProperties": {"Salesforce": {"instanceUrl": "https://example.my.salesforce.com"}},
-                    "connectorProfileCredentials": {"Salesforce": {"accessToken": secret, "refreshToken": secret}}
+                    "connectorProfileProperties": {"Salesforce": {"instanceUrl": fake.url()}},
+                    "connectorProfileCredentials": {"Salesforce": {"accessToken": secret, "refreshToken": refresh}}
                 }
             }),
         )
@@ -259,7 +264,7 @@ async fn requests_are_audited_without_credentials() {
     let entries = store.list_audit(None, 100).await.unwrap();
     let text = format!("{entries:?}");
     assert!(
-        !text.contains(secret),
+        !text.contains(secret) && !text.contains(&refresh),
         "a credential reached the audit log: {text}"
     );
     let create = entries
@@ -275,7 +280,7 @@ async fn requests_are_audited_without_credentials() {
     assert_eq!(
         create.request_parameters["connectorProfileConfig"]["connectorProfileProperties"]["Salesforce"]
             ["instanceUrl"],
-        "https://example.my.salesforce.com"
+        fake.url()
     );
     let unsigned = entries
         .iter()

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use sluice_types::{Sensitive, SharedClock, SystemClock};
 use tokio::sync::Mutex;
 
+use crate::jwt::{JwtAssertion, JwtError};
 use crate::retry::{HttpClient, HttpError};
 
 /// A grant to exchange at the token endpoint.
@@ -113,6 +114,9 @@ pub enum OAuth2Error {
         /// Start of the body, with any token-looking field removed.
         excerpt: String,
     },
+    /// A JWT bearer assertion could not be signed.
+    #[error("cannot sign the JWT bearer assertion: {0}")]
+    Assertion(#[from] JwtError),
     /// Transport failure.
     #[error(transparent)]
     Http(#[from] HttpError),
@@ -274,8 +278,10 @@ pub trait TokenStore: Send + Sync + fmt::Debug {
 pub enum Renewal {
     /// With the current refresh token.
     RefreshToken,
-    /// By repeating a grant that needs no user (client credentials, JWT bearer).
+    /// By repeating a grant that needs no user (client credentials, a pre-signed JWT).
     Repeat(Grant),
+    /// With a JWT bearer assertion signed afresh for each renewal.
+    SignedJwt(JwtAssertion),
     /// It cannot: an expired token fails the run.
     Never,
 }
@@ -381,6 +387,7 @@ impl TokenManager {
                 None => return Err(OAuth2Error::CannotRenew),
             },
             Renewal::Repeat(grant) => grant.clone(),
+            Renewal::SignedJwt(assertion) => Grant::JwtBearer(assertion.sign(self.clock.now())?),
             Renewal::Never => return Err(OAuth2Error::CannotRenew),
         };
         let mut fresh = self.client.exchange(&grant, self.clock.now()).await?;
@@ -575,5 +582,37 @@ mod tests {
             stuck.access_token().await,
             Err(OAuth2Error::CannotRenew)
         ));
+    }
+
+    #[tokio::test]
+    async fn signed_jwt_renewals_sign_a_new_assertion_each_time() {
+        use aws_lc_rs::encoding::AsDer as _;
+        let fake = FakeSalesforce::start(0).await.unwrap();
+        fake.register_client("app", "s3cret");
+        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+        let key =
+            crate::jwt::RsaSigningKey::from_pkcs8_der(pair.as_der().unwrap().as_ref()).unwrap();
+        let assertion = JwtAssertion::new(Arc::new(key), "app", "user@example.com", fake.url());
+        let store = Arc::new(MemoryStore::default());
+        let manager = TokenManager::new(
+            client(&fake, "s3cret"),
+            tokens("expired", None),
+            Renewal::SignedJwt(assertion),
+        )
+        .with_store(store.clone());
+        let first = manager
+            .refresh_after_unauthorized(&Sensitive::new("expired".to_owned()))
+            .await
+            .unwrap();
+        let second = manager.refresh_after_unauthorized(&first).await.unwrap();
+        assert_ne!(first, second);
+        assert_eq!(
+            fake.stats()
+                .grants
+                .get("urn:ietf:params:oauth:grant-type:jwt-bearer"),
+            Some(&2)
+        );
+        assert_eq!(store.0.lock().unwrap().len(), 2);
+        assert!(!format!("{manager:?}").contains(second.expose()));
     }
 }

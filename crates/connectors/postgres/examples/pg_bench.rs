@@ -1,6 +1,6 @@
 //! Benchmark driver: reads a table through the Postgres connector and writes it either to a
-//! Parquet file on local disk or into a table of another database, then prints rows, seconds
-//! and peak RSS. `scripts/bench-postgres.sh` prepares the data and calls it.
+//! Parquet file on local disk (with the Parquet writer of S3 destinations, source types kept)
+//! or into a table of another database, then prints rows, seconds and peak RSS. `scripts/bench-postgres.sh` prepares the data and calls it.
 //!
 //! ```text
 //! pg_bench parquet HOST PORT USER PASSWORD DATABASE TABLE PARALLELISM OUT.parquet
@@ -8,6 +8,7 @@
 //! pg_bench null HOST PORT USER PASSWORD DATABASE TABLE PARALLELISM -
 //! ```
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -85,33 +86,25 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut stream = PostgresConnector.read(request).await?;
     let mut rows = 0usize;
     match mode.as_str() {
+        // The Parquet writer of S3 destinations with `preserveSourceDataTyping: true`; its
+        // encoded row groups are drained to the file as they close, as uploads drain them.
         "parquet" => {
-            let file = std::fs::File::create(target)?;
-            let props = parquet::file::properties::WriterProperties::builder()
-                .set_compression(parquet::basic::Compression::SNAPPY)
-                // Row groups of 128k rows keep the writer's buffer (and peak RSS) small.
-                .set_max_row_group_row_count(Some(131_072))
-                .build();
-            let mut writer: Option<parquet::arrow::ArrowWriter<std::fs::File>> = None;
-            let mut file = Some(file);
+            let mut file = std::io::BufWriter::new(std::fs::File::create(target)?);
+            let mut writer = sluice_formats::new_writer(
+                sluice_formats::OutputFormat::Parquet,
+                &sluice_formats::WriterOptions {
+                    preserve_source_data_typing: true,
+                    ..sluice_formats::WriterOptions::default()
+                },
+            );
             while let Some(batch) = stream.next().await {
                 let batch = batch?;
                 rows += batch.num_rows();
-                if writer.is_none() {
-                    let file = file.take().ok_or("output file already used")?;
-                    writer = Some(parquet::arrow::ArrowWriter::try_new(
-                        file,
-                        batch.schema(),
-                        Some(props.clone()),
-                    )?);
-                }
-                if let Some(writer) = writer.as_mut() {
-                    writer.write(&batch)?;
-                }
+                writer.write(&batch)?;
+                file.write_all(&writer.take_flushed())?;
             }
-            if let Some(writer) = writer {
-                writer.close()?;
-            }
+            file.write_all(&writer.finish()?)?;
+            file.flush()?;
         }
         // Reads and drops the batches: the cost of the source alone.
         "null" => {
@@ -133,6 +126,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     schema_version: 1,
                     run_started_at: chrono::Utc::now(),
                     partition_keys: Vec::new(),
+                    rejected: std::sync::Arc::new(sluice_connector_api::NoErrorLocation),
                 })
                 .await?;
             while let Some(batch) = stream.next().await {

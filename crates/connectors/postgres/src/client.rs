@@ -3,16 +3,20 @@
 use std::time::Duration;
 
 use sluice_connector_api::{ConnectorError, ConnectorErrorKind};
+use tokio_postgres::Client;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls};
 
-use crate::config::{ConnectionConfig, TableName};
+use crate::config::{ConnectionConfig, SslMode, TableName};
+use crate::tls::{self, MakeRustlsConnect, TlsError};
 
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// Opens one connection. The session runs in UTC with ISO dates and standard strings, which the
-/// SQL this connector builds relies on.
+/// How long connecting, the TLS handshake and the login may take together.
+const LOGIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Opens one connection, with TLS as the profile's `sslmode` asks. The session runs in UTC
+/// with ISO dates and standard strings, which the SQL this connector builds relies on.
 pub async fn connect(config: &ConnectionConfig) -> Result<Client, ConnectorError> {
     let mut pg = tokio_postgres::Config::new();
     pg.host(&config.host)
@@ -22,16 +26,30 @@ pub async fn connect(config: &ConnectionConfig) -> Result<Client, ConnectorError
         .password(config.password.expose())
         .application_name("sluice")
         .connect_timeout(CONNECT_TIMEOUT)
+        .ssl_mode(match config.ssl_mode {
+            SslMode::Disable => tokio_postgres::config::SslMode::Disable,
+            SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+            SslMode::Require | SslMode::VerifyCa | SslMode::VerifyFull => {
+                tokio_postgres::config::SslMode::Require
+            }
+        })
         .options("-c TimeZone=UTC -c DateStyle=ISO -c standard_conforming_strings=on");
-    let (client, connection) = pg.connect(NoTls).await.map_err(|error| {
-        pg_error(
-            &error,
-            &format!(
-                "cannot connect to Postgres at {}:{} (database {}, user {})",
-                config.host, config.port, config.database, config.user
-            ),
-        )
-    })?;
+    if let Some(address) = config.hostaddr {
+        pg.hostaddr(address);
+    }
+    let tls = MakeRustlsConnect::new(tls::client_config(config)?, config.ssl_mode);
+    // The driver's timeout covers only the TCP connect; a server that accepts the connection
+    // and then stalls the TLS handshake or the login must not hang the run either.
+    let (client, connection) = tokio::time::timeout(LOGIN_TIMEOUT, pg.connect(tls))
+        .await
+        .map_err(|_| {
+            ConnectorError::unavailable(format!(
+                "{}: no answer to the TLS handshake or login within {} s",
+                attempt(config),
+                LOGIN_TIMEOUT.as_secs()
+            ))
+        })?
+        .map_err(|error| connect_error(&error, config))?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!(%error, "Postgres connection ended with an error");
@@ -40,12 +58,57 @@ pub async fn connect(config: &ConnectionConfig) -> Result<Client, ConnectorError
     Ok(client)
 }
 
+/// What a connection attempt tried, for its error messages.
+fn attempt(config: &ConnectionConfig) -> String {
+    format!(
+        "cannot connect to Postgres at {}:{} (database {}, user {}, sslmode {})",
+        config.host, config.port, config.database, config.user, config.ssl_mode
+    )
+}
+
+/// Classifies a failed connection attempt. TLS refusals (an untrusted or misnamed
+/// certificate, a server without TLS under `require`) are authentication failures: the
+/// server could not be authenticated as the profile demands.
+fn connect_error(error: &tokio_postgres::Error, config: &ConnectionConfig) -> ConnectorError {
+    let context = attempt(config);
+    let source = std::error::Error::source(error);
+    if let Some(tls) = source.and_then(|s| s.downcast_ref::<TlsError>()) {
+        return match tls {
+            TlsError::Refused(reason) => ConnectorError::new(
+                ConnectorErrorKind::Authentication,
+                format!("{context}: TLS handshake refused: {reason}"),
+            ),
+            TlsError::Io(io) => {
+                ConnectorError::unavailable(format!("{context}: TLS handshake failed: {io}"))
+            }
+        };
+    }
+    // The driver's own TLS errors ("server does not support TLS") carry no type to match, only
+    // their kind's text.
+    if error.as_db_error().is_none() && error.to_string() == "error performing TLS handshake" {
+        let reason = source.map(ToString::to_string).unwrap_or_default();
+        return ConnectorError::new(
+            ConnectorErrorKind::Authentication,
+            format!(
+                "{context}: {reason}; sslmode {} needs a server that accepts TLS connections",
+                config.ssl_mode
+            ),
+        );
+    }
+    pg_error(error, &context)
+}
+
 /// Classifies a driver error; `context` says what was being done. Server messages never
 /// contain the password, so they are safe to pass on.
 pub fn pg_error(error: &tokio_postgres::Error, context: &str) -> ConnectorError {
     let Some(db) = error.as_db_error() else {
-        // No SQLSTATE: the connection failed or was closed.
-        return ConnectorError::unavailable(format!("{context}: {error}"));
+        // No SQLSTATE: the connection failed or was closed. The driver's text names only the
+        // kind of failure; its cause says what happened.
+        let message = match std::error::Error::source(error) {
+            Some(cause) => format!("{context}: {error}: {cause}"),
+            None => format!("{context}: {error}"),
+        };
+        return ConnectorError::unavailable(message);
     };
     let code = db.code();
     let kind = if *code == SqlState::INVALID_PASSWORD

@@ -2,10 +2,23 @@
 //!
 //! A profile is a `CustomConnector` profile labelled `Postgres`:
 //!
-//! - `connectorProfileProperties.CustomConnector.profileProperties`: `host` (required), `port`
-//!   (default `5432`), `database` (required), `sslmode` (`disable` or `prefer`, default
-//!   `prefer`; both connect without TLS, which is not supported yet, so `require`,
-//!   `verify-ca` and `verify-full` are refused rather than silently downgraded).
+//! - `connectorProfileProperties.CustomConnector.profileProperties`:
+//!   - `host` (required): server name or address; also the name checked against the server
+//!     certificate under `sslmode` `verify-full`.
+//!   - `hostaddr` (optional): an IP address to connect to instead of resolving `host`, as in
+//!     libpq; `host` is still the name the certificate must carry.
+//!   - `port` (default `5432`), `database` (required).
+//!   - `sslmode`, as in libpq: `disable` (plain TCP), `prefer` (the default: TLS when the
+//!     server offers it, else plain; the certificate is not checked), `require` (TLS or fail;
+//!     the certificate is not checked unless `sslrootcert` is given, which makes it
+//!     `verify-ca`), `verify-ca` (TLS with a certificate signed by a trusted CA) and
+//!     `verify-full` (`verify-ca`, and the certificate must name `host`). `allow` is refused.
+//!   - `sslrootcert` (optional): the CA certificate(s) to trust for `verify-ca` and
+//!     `verify-full`, e.g. the Amazon RDS root CA of the region, as the base64 DER of each
+//!     certificate (a PEM body without header lines and line breaks; several separated by
+//!     commas), which fits the API's rule of property values without whitespace and of at
+//!     most 2048 characters, or as PEM text. Not a file path. Without it the system's
+//!     trusted CAs are used.
 //! - `connectorProfileCredentials.CustomConnector`: `authenticationType: BASIC` with
 //!   `basic.username` and `basic.password`.
 //!
@@ -14,6 +27,10 @@
 //! connections that scan page ranges of the table in one shared snapshot.
 
 use std::fmt;
+use std::net::IpAddr;
+
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
 
 use sluice_api_model as model;
 use sluice_connector_api::{ConnectorError, Profile};
@@ -25,11 +42,47 @@ pub const DEFAULT_PORT: u16 = 5432;
 /// Most connections one source read may open.
 pub const MAX_PARALLELISM: usize = 16;
 
+/// How a connection uses TLS, with libpq's `sslmode` names and meanings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SslMode {
+    /// Plain TCP.
+    Disable,
+    /// TLS when the server offers it, plain TCP otherwise; the certificate is not checked.
+    Prefer,
+    /// TLS or fail; the certificate is not checked.
+    Require,
+    /// TLS with a certificate chain ending at a trusted CA; the host name is not checked.
+    VerifyCa,
+    /// `VerifyCa`, and the certificate must be valid for the host name.
+    VerifyFull,
+}
+
+impl SslMode {
+    /// The libpq name of the mode.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Disable => "disable",
+            Self::Prefer => "prefer",
+            Self::Require => "require",
+            Self::VerifyCa => "verify-ca",
+            Self::VerifyFull => "verify-full",
+        }
+    }
+}
+
+impl fmt::Display for SslMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// How to connect to one database.
 #[derive(Clone)]
 pub struct ConnectionConfig {
-    /// Host name or address.
+    /// Host name or address; the name TLS verification checks.
     pub host: String,
+    /// Address to connect to instead of resolving `host`.
+    pub hostaddr: Option<IpAddr>,
     /// TCP port.
     pub port: u16,
     /// Database name.
@@ -38,15 +91,22 @@ pub struct ConnectionConfig {
     pub user: String,
     /// Password of `user`.
     pub password: Sensitive<String>,
+    /// TLS mode.
+    pub ssl_mode: SslMode,
+    /// CA certificates trusted instead of the system's (`sslrootcert`), DER encoded.
+    pub root_certs: Vec<CertificateDer<'static>>,
 }
 
 impl fmt::Debug for ConnectionConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ConnectionConfig")
             .field("host", &self.host)
+            .field("hostaddr", &self.hostaddr)
             .field("port", &self.port)
             .field("database", &self.database)
             .field("user", &self.user)
+            .field("ssl_mode", &self.ssl_mode)
+            .field("root_certs", &self.root_certs.len())
             .finish_non_exhaustive()
     }
 }
@@ -92,12 +152,26 @@ impl ConnectionConfig {
                 ))
             })?,
         };
-        match prop("sslmode").unwrap_or("prefer") {
-            "disable" | "prefer" => {}
-            mode @ ("allow" | "require" | "verify-ca" | "verify-full") => {
+        let hostaddr = match prop("hostaddr") {
+            None => None,
+            Some(raw) => Some(raw.parse::<IpAddr>().map_err(|_| {
+                ConnectorError::invalid_config(format!(
+                    "connector profile {}: profileProperties.hostaddr must be an IP address, \
+                     not {raw:?}",
+                    profile.name
+                ))
+            })?),
+        };
+        let ssl_mode = match prop("sslmode").unwrap_or("prefer") {
+            "disable" => SslMode::Disable,
+            "prefer" => SslMode::Prefer,
+            "require" => SslMode::Require,
+            "verify-ca" => SslMode::VerifyCa,
+            "verify-full" => SslMode::VerifyFull,
+            "allow" => {
                 return Err(ConnectorError::unsupported(format!(
-                    "connector profile {}: profileProperties.sslmode {mode} is not supported \
-                     yet; Sluice connects to Postgres without TLS (use disable or prefer)",
+                    "connector profile {}: profileProperties.sslmode allow is not supported; \
+                     use prefer (TLS when the server offers it) or disable",
                     profile.name
                 )));
             }
@@ -108,7 +182,29 @@ impl ConnectionConfig {
                     profile.name
                 )));
             }
-        }
+        };
+        let root_certs = match props.get("sslrootcert") {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::String(text)) if text.trim().is_empty() => Vec::new(),
+            Some(serde_json::Value::String(text)) => parse_root_certs(text).map_err(|reason| {
+                ConnectorError::invalid_config(format!(
+                    "connector profile {}: profileProperties.sslrootcert {reason}",
+                    profile.name
+                ))
+            })?,
+            Some(_) => {
+                return Err(ConnectorError::invalid_config(format!(
+                    "connector profile {}: profileProperties.sslrootcert must be a string",
+                    profile.name
+                )));
+            }
+        };
+        // As in libpq, a CA given to `require` makes it check the chain.
+        let ssl_mode = if ssl_mode == SslMode::Require && !root_certs.is_empty() {
+            SslMode::VerifyCa
+        } else {
+            ssl_mode
+        };
         let creds = profile.credentials.expose().get("CustomConnector");
         let auth = creds
             .and_then(|c| c.get("authenticationType"))
@@ -135,12 +231,68 @@ impl ConnectionConfig {
         };
         Ok(Self {
             host,
+            hostaddr,
             port,
             database,
             user: basic("username")?,
             password: Sensitive::new(basic("password")?),
+            ssl_mode,
+            root_certs,
         })
     }
+}
+
+/// Parses `sslrootcert`: PEM text with one or more `CERTIFICATE` blocks, or, because AppFlow's
+/// API refuses whitespace in profile property values, the base64 of each certificate's DER
+/// form (a PEM body without its header lines and line breaks), several separated by commas.
+/// The error completes a sentence starting with the property name.
+pub fn parse_root_certs(value: &str) -> Result<Vec<CertificateDer<'static>>, String> {
+    use base64::Engine as _;
+    let value = value.trim();
+    let certs = if value.contains("-----BEGIN") {
+        CertificateDer::pem_slice_iter(value.as_bytes())
+            .enumerate()
+            .map(|(i, cert)| {
+                cert.map_err(|e| {
+                    format!("has an unreadable PEM certificate (number {}): {e}", i + 1)
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        let base64 = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+        value
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .enumerate()
+            .map(|(i, part)| {
+                base64.decode(part).map(CertificateDer::from).map_err(|e| {
+                    format!(
+                        "must hold CA certificates as PEM text or as base64 DER \
+                         (comma-separated), not a file name or other text: part {} is not \
+                         base64 ({e})",
+                        i + 1
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    if certs.is_empty() {
+        return Err("holds no CERTIFICATE block".to_owned());
+    }
+    // Every certificate must parse as X.509, so a damaged one fails here rather than at
+    // connection time.
+    let mut store = rustls::RootCertStore::empty();
+    for (i, cert) in certs.iter().enumerate() {
+        store
+            .add(cert.clone())
+            .map_err(|e| format!("has an invalid certificate (number {}): {e}", i + 1))?;
+    }
+    Ok(certs)
 }
 
 /// A table name, `schema.table`.

@@ -190,7 +190,8 @@ enum Builder {
 }
 
 impl Builder {
-    fn new(kind: Kind, rows: usize) -> Self {
+    /// A builder for `rows` values; variable-length kinds reserve `bytes` of value data.
+    fn new(kind: Kind, rows: usize, bytes: usize) -> Self {
         match kind {
             Kind::Bool => Builder::Bool(BooleanBuilder::with_capacity(rows)),
             Kind::Int2 => Builder::Int2(Int16Builder::with_capacity(rows)),
@@ -202,9 +203,9 @@ impl Builder {
                 Builder::Numeric(Decimal128Builder::with_capacity(rows), precision, scale)
             }
             Kind::Text | Kind::Jsonb | Kind::Uuid => {
-                Builder::Text(StringBuilder::with_capacity(rows, rows * 16))
+                Builder::Text(StringBuilder::with_capacity(rows, bytes))
             }
-            Kind::Bytea => Builder::Bytea(BinaryBuilder::with_capacity(rows, rows * 16)),
+            Kind::Bytea => Builder::Bytea(BinaryBuilder::with_capacity(rows, bytes)),
             Kind::Date => Builder::Date(Date32Builder::with_capacity(rows)),
             Kind::Timestamp => {
                 Builder::Timestamp(TimestampMicrosecondBuilder::with_capacity(rows), false)
@@ -279,6 +280,15 @@ impl Builder {
         Ok(())
     }
 
+    /// Bytes of value data held by a variable-length builder (zero for the others).
+    fn value_bytes(&self) -> usize {
+        match self {
+            Builder::Text(b) => b.values_slice().len(),
+            Builder::Bytea(b) => b.values_slice().len(),
+            _ => 0,
+        }
+    }
+
     fn finish(&mut self) -> Result<ArrayRef, ConnectorError> {
         let array: ArrayRef = match self {
             Builder::Bool(b) => Arc::new(b.finish()),
@@ -324,7 +334,26 @@ fn format_uuid(b: &[u8; 16]) -> String {
     )
 }
 
+/// Powers of ten that fit an `i128`: `POW10[n] == 10^n` for `n <= 38`.
+const POW10: [i128; 39] = {
+    let mut table = [1i128; 39];
+    let mut i = 1;
+    while i < 39 {
+        table[i] = table[i - 1] * 10;
+        i += 1;
+    }
+    table
+};
+
+/// `10^e` when it fits an `i128`.
+fn pow10(e: i32) -> Option<i128> {
+    usize::try_from(e).ok().and_then(|e| POW10.get(e)).copied()
+}
+
 /// Decodes a binary `numeric` into an integer at `scale`, checking it fits `precision`.
+///
+/// The wire form is a digit count, the weight (power of 10000 of the first digit), the sign,
+/// the display scale, then base-10000 digits.
 pub fn numeric_to_i128(v: &[u8], precision: u8, scale: i8) -> Result<i128, String> {
     let header = v
         .get(..8)
@@ -343,49 +372,68 @@ pub fn numeric_to_i128(v: &[u8], precision: u8, scale: i8) -> Result<i128, Strin
         .get(8..8 + 2 * ndigits)
         .ok_or_else(|| "numeric value is truncated".to_owned())?;
     let overflow = || format!("value does not fit numeric({precision},{scale})");
-    let mut acc: i128 = 0;
     // Power of ten of the last digit's unit; trailing zeros of the last base-10000 digit are
     // dropped first, so a value of full precision 38 never overflows while accumulating.
     let ndigits_i32 = i32::try_from(ndigits).map_err(|_| overflow())?;
     let mut exp = 4 * (i32::from(weight) - ndigits_i32 + 1);
+    // Digits are gathered in a u64 (up to four at a time: below 10^16) and only then folded
+    // into the i128, which keeps the common short values out of 128-bit arithmetic.
+    let mut acc: i128 = 0;
+    let mut part: u64 = 0;
+    let mut part_scale: u64 = 1;
     let count = digits.len() / 2;
     for (i, pair) in digits.chunks_exact(2).enumerate() {
-        let mut digit = i128::from(i16::from_be_bytes([pair[0], pair[1]]));
-        let mut width = 4u32;
+        let mut digit = u16::from_be_bytes([pair[0], pair[1]]);
+        if digit > 9999 {
+            return Err(format!("invalid numeric digit {digit}"));
+        }
+        let mut unit = 10_000u64;
         if i + 1 == count {
             while digit != 0 && digit % 10 == 0 {
                 digit /= 10;
-                width -= 1;
+                unit /= 10;
                 exp += 1;
             }
         }
-        acc = acc
-            .checked_mul(10i128.pow(width))
-            .and_then(|a| a.checked_add(digit))
-            .ok_or_else(overflow)?;
+        part = part * unit + u64::from(digit);
+        part_scale *= unit;
+        if part_scale >= 10_000_000_000_000_000 || i + 1 == count {
+            acc = acc
+                .checked_mul(i128::from(part_scale))
+                .and_then(|a| a.checked_add(i128::from(part)))
+                .ok_or_else(overflow)?;
+            part = 0;
+            part_scale = 1;
+        }
     }
     if acc != 0 {
         // acc is the value times 10^-exp; rescale to 10^scale.
         let exp = exp + i32::from(scale);
-        let pow = |e: i32| u32::try_from(e).ok().and_then(|e| 10i128.checked_pow(e));
         if exp >= 0 {
-            acc = pow(exp)
+            acc = pow10(exp)
                 .and_then(|p| acc.checked_mul(p))
                 .ok_or_else(overflow)?;
         } else {
-            let divisor = pow(-exp).ok_or_else(overflow)?;
+            let divisor = pow10(-exp).ok_or_else(overflow)?;
             if acc % divisor != 0 {
                 return Err(format!("value has more than {scale} decimal places"));
             }
             acc /= divisor;
         }
     }
-    let limit = 10i128.pow(u32::from(precision));
-    if acc >= limit {
+    if acc >= POW10[usize::from(precision.min(38))] {
         return Err(overflow());
     }
     Ok(if sign == 0x4000 { -acc } else { acc })
 }
+
+/// Field bytes after which a batch is complete even below its row count, so batches of wide
+/// rows stay small.
+pub const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
+
+/// Value bytes reserved per row for a variable-length column before a batch has shown its
+/// real width.
+const FIRST_BATCH_BYTES_PER_ROW: usize = 16;
 
 /// Turns a binary COPY stream into record batches.
 pub struct CopyDecoder {
@@ -395,6 +443,8 @@ pub struct CopyDecoder {
     builders: Vec<Builder>,
     batch_rows: usize,
     rows: usize,
+    /// Field bytes of the buffered rows.
+    bytes: usize,
     rows_total: u64,
     pending: Vec<u8>,
     header_seen: bool,
@@ -402,12 +452,16 @@ pub struct CopyDecoder {
 }
 
 impl CopyDecoder {
-    /// A decoder for `columns` of `table` (named in messages) emitting `batch_rows` rows.
+    /// A decoder for `columns` of `table` (named in messages) emitting batches of `batch_rows`
+    /// rows, or fewer once they hold [`MAX_BATCH_BYTES`].
     pub fn new(table: impl Into<String>, columns: Vec<ReadColumn>, batch_rows: usize) -> Self {
         let batch_rows = batch_rows.max(1);
         let builders = columns
             .iter()
-            .map(|c| Builder::new(c.kind, batch_rows))
+            .map(|c| {
+                let bytes = batch_rows.saturating_mul(FIRST_BATCH_BYTES_PER_ROW);
+                Builder::new(c.kind, batch_rows, bytes.min(MAX_BATCH_BYTES))
+            })
             .collect();
         Self {
             table: table.into(),
@@ -416,6 +470,7 @@ impl CopyDecoder {
             builders,
             batch_rows,
             rows: 0,
+            bytes: 0,
             rows_total: 0,
             pending: Vec::new(),
             header_seen: false,
@@ -433,9 +488,9 @@ impl CopyDecoder {
         self.rows
     }
 
-    /// Whether a full batch is buffered.
+    /// Whether a full batch is buffered: `batch_rows` rows or [`MAX_BATCH_BYTES`] of fields.
     pub fn batch_ready(&self) -> bool {
-        self.rows >= self.batch_rows
+        self.rows >= self.batch_rows || self.bytes >= MAX_BATCH_BYTES
     }
 
     /// Decodes a chunk of the COPY stream; rows may span chunks.
@@ -458,12 +513,20 @@ impl CopyDecoder {
         if self.rows == 0 {
             return Ok(None);
         }
-        let arrays = self
-            .builders
-            .iter_mut()
-            .map(Builder::finish)
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut arrays = Vec::with_capacity(self.builders.len());
+        for (builder, column) in self.builders.iter_mut().zip(&self.columns) {
+            // A finished builder starts again from empty buffers, which would then grow by
+            // doubling and copying; a fresh one sized from this batch's width avoids that.
+            let per_row = builder.value_bytes().div_ceil(self.rows);
+            let reserve = (per_row + per_row / 8)
+                .saturating_mul(self.batch_rows)
+                .min(MAX_BATCH_BYTES);
+            let mut full =
+                std::mem::replace(builder, Builder::new(column.kind, self.batch_rows, reserve));
+            arrays.push(full.finish()?);
+        }
         self.rows = 0;
+        self.bytes = 0;
         RecordBatch::try_new(self.schema.clone(), arrays)
             .map(Some)
             .map_err(|e| ConnectorError::internal(format!("table {}: {e}", self.table)))
@@ -551,6 +614,7 @@ impl CopyDecoder {
                 }
                 let value = &data[at..at + len as usize];
                 at += len as usize;
+                self.bytes += value.len();
                 let kind = self.columns[i].kind;
                 if let Err(message) = self.builders[i].append(kind, value) {
                     let column = &self.columns[i];
@@ -565,5 +629,202 @@ impl CopyDecoder {
             self.rows_total += 1;
         }
         Ok(pos)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::Array;
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::Decimal128Type;
+
+    use super::*;
+    use crate::encode::{encode_numeric, write_header, write_trailer};
+
+    fn columns(kinds: &[(&str, Kind)]) -> Vec<ReadColumn> {
+        kinds
+            .iter()
+            .map(|(name, kind)| ReadColumn {
+                name: (*name).to_owned(),
+                type_name: format!("{kind:?}"),
+                kind: *kind,
+                select: String::new(),
+                nullable: true,
+            })
+            .collect()
+    }
+
+    /// One COPY row of raw field values (`None` is NULL).
+    fn row(out: &mut Vec<u8>, fields: &[Option<&[u8]>]) {
+        out.extend_from_slice(&i16::try_from(fields.len()).unwrap().to_be_bytes());
+        for field in fields {
+            match field {
+                None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+                Some(value) => {
+                    out.extend_from_slice(&i32::try_from(value.len()).unwrap().to_be_bytes());
+                    out.extend_from_slice(value);
+                }
+            }
+        }
+    }
+
+    /// A binary numeric from its base-10000 digits.
+    fn numeric(digits: &[u16], weight: i16, negative: bool, dscale: u16) -> Vec<u8> {
+        let mut out = i16::try_from(digits.len()).unwrap().to_be_bytes().to_vec();
+        out.extend_from_slice(&weight.to_be_bytes());
+        out.extend_from_slice(&(if negative { 0x4000u16 } else { 0 }).to_be_bytes());
+        out.extend_from_slice(&dscale.to_be_bytes());
+        for digit in digits {
+            out.extend_from_slice(&digit.to_be_bytes());
+        }
+        out
+    }
+
+    #[test]
+    fn numerics_longer_than_sixteen_digits_are_exact() {
+        // 12345678901234567890: five base-10000 digits, folded into the i128 in two parts.
+        let bytes = numeric(&[1234, 5678, 9012, 3456, 7890], 4, false, 0);
+        assert_eq!(
+            numeric_to_i128(&bytes, 20, 0).unwrap(),
+            12_345_678_901_234_567_890
+        );
+        assert_eq!(
+            numeric_to_i128(&bytes, 38, 18).unwrap(),
+            12_345_678_901_234_567_890 * 10i128.pow(18)
+        );
+        assert!(
+            numeric_to_i128(&bytes, 19, 0)
+                .unwrap_err()
+                .contains("does not fit numeric(19,0)")
+        );
+        // -0.0001 at scale 4, and 1.5 widened to scale 4.
+        let tiny = numeric(&[1], -1, true, 4);
+        assert_eq!(numeric_to_i128(&tiny, 10, 4).unwrap(), -1);
+        let one_and_a_half = numeric(&[1, 5000], 0, false, 1);
+        assert_eq!(numeric_to_i128(&one_and_a_half, 10, 4).unwrap(), 15_000);
+        // Every length from 1 to 38 digits, both signs, round trips at several scales.
+        for digits in 1..=38u32 {
+            let magnitude = (1..=digits).fold(0i128, |acc, d| acc * 10 + i128::from(d % 10));
+            for scale in [0i8, 2, 9, 37] {
+                let precision = u8::try_from(digits.max(u32::try_from(scale).unwrap())).unwrap();
+                for value in [magnitude, -magnitude] {
+                    let mut bytes = Vec::new();
+                    encode_numeric(&mut bytes, value, scale);
+                    assert_eq!(
+                        numeric_to_i128(&bytes, precision.max(1), scale).unwrap(),
+                        value,
+                        "{value} at scale {scale}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn numeric_digits_above_9999_are_rejected() {
+        let bytes = numeric(&[10_000], 0, false, 0);
+        assert!(
+            numeric_to_i128(&bytes, 10, 0)
+                .unwrap_err()
+                .contains("invalid numeric digit 10000")
+        );
+    }
+
+    #[test]
+    fn batches_of_wide_rows_are_cut_by_bytes() {
+        let wide = "é".repeat(512 * 1024); // 1 MiB of UTF-8
+        let mut decoder = CopyDecoder::new("t", columns(&[("notes", Kind::Text)]), 1_000);
+        let mut data = Vec::new();
+        write_header(&mut data);
+        decoder.push(&data).unwrap();
+        let mut cut_after = None;
+        for n in 1..=40 {
+            let mut one = Vec::new();
+            row(&mut one, &[Some(wide.as_bytes())]);
+            decoder.push(&one).unwrap();
+            if decoder.batch_ready() {
+                cut_after = Some(n);
+                break;
+            }
+        }
+        assert_eq!(cut_after, Some(MAX_BATCH_BYTES / wide.len()));
+        let batch = decoder.take_batch().unwrap().unwrap();
+        assert_eq!(batch.num_rows(), 32);
+        assert!(!decoder.batch_ready(), "the byte count restarts");
+        assert_eq!(batch.column(0).as_string::<i32>().value(31), wide);
+    }
+
+    #[test]
+    fn batches_of_changing_width_keep_every_value() {
+        // Narrow rows first, so later batches outgrow the capacity the first ones suggest.
+        let texts: Vec<Option<String>> = (0..50)
+            .map(|i| match i % 7 {
+                0 => None,
+                1 => Some(String::new()),
+                _ if i < 20 => Some(format!("{i}")),
+                _ => Some(format!("ünïcode ✓ {}", "x".repeat(i * 37))),
+            })
+            .collect();
+        let mut data = Vec::new();
+        write_header(&mut data);
+        for (i, text) in texts.iter().enumerate() {
+            let id = i64::try_from(i).unwrap().to_be_bytes();
+            let bytes = vec![0xffu8; i];
+            let amount = numeric(&[u16::try_from(i).unwrap(), 5000], 0, i % 2 == 1, 2);
+            row(
+                &mut data,
+                &[
+                    Some(&id),
+                    text.as_deref().map(str::as_bytes),
+                    (!i.is_multiple_of(5)).then_some(bytes.as_slice()),
+                    Some(&amount),
+                ],
+            );
+        }
+        write_trailer(&mut data);
+        let kinds = [
+            ("id", Kind::Int8),
+            ("text", Kind::Text),
+            ("bin", Kind::Bytea),
+            (
+                "amount",
+                Kind::Numeric {
+                    precision: 10,
+                    scale: 2,
+                },
+            ),
+        ];
+        let mut decoder = CopyDecoder::new("t", columns(&kinds), 4);
+        let mut batches = Vec::new();
+        for chunk in data.chunks(97) {
+            decoder.push(chunk).unwrap();
+            while decoder.batch_ready() {
+                batches.extend(decoder.take_batch().unwrap());
+            }
+        }
+        decoder.finish().unwrap();
+        batches.extend(decoder.take_batch().unwrap());
+        assert_eq!(batches.iter().map(RecordBatch::num_rows).sum::<usize>(), 50);
+        let mut i = 0usize;
+        for batch in &batches {
+            let ids = batch
+                .column(0)
+                .as_primitive::<arrow_array::types::Int64Type>();
+            let text = batch.column(1).as_string::<i32>();
+            let bin = batch.column(2).as_binary::<i32>();
+            let amount = batch.column(3).as_primitive::<Decimal128Type>();
+            for r in 0..batch.num_rows() {
+                assert_eq!(ids.value(r), i64::try_from(i).unwrap());
+                assert_eq!(text.is_valid(r).then(|| text.value(r)), texts[i].as_deref());
+                let expected_bin = vec![0xffu8; i];
+                assert_eq!(
+                    bin.is_valid(r).then(|| bin.value(r)),
+                    (!i.is_multiple_of(5)).then_some(expected_bin.as_slice())
+                );
+                let cents = i128::try_from(i).unwrap() * 100 + 50;
+                assert_eq!(amount.value(r), if i % 2 == 1 { -cents } else { cents });
+                i += 1;
+            }
+        }
     }
 }

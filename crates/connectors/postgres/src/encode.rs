@@ -11,7 +11,7 @@ use arrow_array::types::{
     Time64NanosecondType, TimestampMicrosecondType, TimestampMillisecondType,
     TimestampNanosecondType, TimestampSecondType, UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
-use arrow_array::{Array, ArrayRef};
+use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, TimeUnit};
 
 use crate::decode::{COPY_SIGNATURE, PG_EPOCH_DAYS, PG_EPOCH_MICROS};
@@ -106,7 +106,7 @@ pub fn stage_column(data_type: &DataType) -> StageColumn {
     }
 }
 
-/// Brings an array into the form [`encode_value`] reads: large/view strings become `Utf8`,
+/// Brings an array into the form the encoder reads: large/view strings become `Utf8`,
 /// large/view/fixed binaries become `Binary`, other unusual types become their text.
 pub fn normalize(array: &ArrayRef, column: &StageColumn) -> Result<ArrayRef, String> {
     if !column.via_text {
@@ -339,4 +339,235 @@ pub fn prepare(
         out.push(normalize(array, column).map_err(|e| format!("field {name}: {e}"))?);
     }
     Ok((out, columns.iter().map(|c| c.stage).collect()))
+}
+
+/// Rewrites a JSON array, the form the source reads Postgres arrays in (`[1,[2,null]]`), as a
+/// Postgres array literal (`{"1",{"2",NULL}}`), so an array column can be written back.
+/// `json_elements` is for `json[]`/`jsonb[]` columns, whose elements are JSON text themselves
+/// (a nested JSON array is then one element, not a dimension). Numbers keep their exact text.
+/// `None` when `text` is not a JSON array; the value is then sent as it is.
+pub fn pg_array_literal(text: &str, json_elements: bool) -> Option<String> {
+    let mut scanner = JsonScanner {
+        text: text.as_bytes(),
+        pos: 0,
+    };
+    let mut out = String::with_capacity(text.len() + 8);
+    scanner.skip_ws();
+    scanner.array(&mut out, json_elements)?;
+    scanner.skip_ws();
+    (scanner.pos == text.len()).then_some(out)
+}
+
+/// A minimal JSON reader over one value, keeping the text of scalars as written.
+struct JsonScanner<'a> {
+    text: &'a [u8],
+    pos: usize,
+}
+
+impl JsonScanner<'_> {
+    fn skip_ws(&mut self) {
+        while matches!(self.text.get(self.pos), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.text.get(self.pos).copied()
+    }
+
+    /// Reads an array at the current position into `out` as `{…}`.
+    fn array(&mut self, out: &mut String, json_elements: bool) -> Option<()> {
+        if self.peek()? != b'[' {
+            return None;
+        }
+        self.pos += 1;
+        out.push('{');
+        self.skip_ws();
+        if self.peek()? == b']' {
+            self.pos += 1;
+            out.push('}');
+            return Some(());
+        }
+        loop {
+            self.skip_ws();
+            match self.peek()? {
+                b'[' if !json_elements => self.array(out, false)?,
+                b'"' if !json_elements => {
+                    let raw = self.raw_value()?;
+                    let value: String = serde_json::from_str(raw).ok()?;
+                    quote_element(out, &value);
+                }
+                _ => {
+                    let raw = self.raw_value()?;
+                    if raw == "null" {
+                        out.push_str("NULL");
+                    } else {
+                        // Numbers, booleans, and whole JSON values of json[] elements.
+                        serde_json::from_str::<serde_json::Value>(raw).ok()?;
+                        quote_element(out, raw);
+                    }
+                }
+            }
+            self.skip_ws();
+            match self.peek()? {
+                b',' => {
+                    self.pos += 1;
+                    out.push(',');
+                }
+                b']' => {
+                    self.pos += 1;
+                    out.push('}');
+                    return Some(());
+                }
+                _ => return None,
+            }
+        }
+    }
+
+    /// The text of the JSON value at the current position, up to the `,` or `]` after it.
+    /// Only its extent is found here; callers parse it.
+    fn raw_value(&mut self) -> Option<&str> {
+        let start = self.pos;
+        let mut depth = 0usize;
+        let mut in_string = false;
+        let mut escaped = false;
+        while let Some(byte) = self.peek() {
+            if in_string {
+                if escaped {
+                    escaped = false;
+                } else if byte == b'\\' {
+                    escaped = true;
+                } else if byte == b'"' {
+                    in_string = false;
+                    if depth == 0 {
+                        self.pos += 1;
+                        break;
+                    }
+                }
+            } else {
+                match byte {
+                    b'"' => in_string = true,
+                    b'[' | b'{' => depth += 1,
+                    b']' | b'}' if depth == 0 => break,
+                    b']' | b'}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            self.pos += 1;
+                            break;
+                        }
+                    }
+                    b',' if depth == 0 => break,
+                    _ => {}
+                }
+            }
+            self.pos += 1;
+        }
+        if in_string || depth != 0 {
+            return None;
+        }
+        // Delimiters are ASCII, so the slice ends on a character boundary.
+        std::str::from_utf8(&self.text[start..self.pos])
+            .ok()
+            .map(str::trim_end)
+    }
+}
+
+/// Appends `value` as a double-quoted array element.
+fn quote_element(out: &mut String, value: &str) {
+    out.push('"');
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
+}
+
+/// Replaces, in a `Utf8` array, every JSON array by its Postgres array literal.
+pub fn json_arrays_to_literals(array: &ArrayRef, json_elements: bool) -> ArrayRef {
+    let Some(strings) = array.as_string_opt::<i32>() else {
+        return array.clone();
+    };
+    let converted: arrow_array::StringArray = strings
+        .iter()
+        .map(|value| {
+            value.map(|text| {
+                pg_array_literal(text, json_elements).unwrap_or_else(|| text.to_owned())
+            })
+        })
+        .collect();
+    std::sync::Arc::new(converted)
+}
+
+/// Row `row` of `batch` as JSON, field name to value as sent: numbers and booleans as JSON,
+/// decimals, dates, times and timestamps (ISO 8601) as their text, binary as base64.
+pub fn row_json(batch: &RecordBatch, row: usize) -> serde_json::Map<String, serde_json::Value> {
+    batch
+        .schema()
+        .fields()
+        .iter()
+        .zip(batch.columns())
+        .map(|(field, array)| (field.name().clone(), json_value(array.as_ref(), row)))
+        .collect()
+}
+
+fn json_value(array: &dyn Array, row: usize) -> serde_json::Value {
+    use serde_json::Value;
+    if row >= array.len() || array.is_null(row) {
+        return Value::Null;
+    }
+    let float = |value: f64, text: String| {
+        if value.is_nan() {
+            Value::String("NaN".to_owned())
+        } else if value.is_infinite() {
+            Value::String(if value > 0.0 { "Infinity" } else { "-Infinity" }.to_owned())
+        } else {
+            // Through the shortest text, so a `real` 1.1 stays 1.1 rather than 1.100000023….
+            text.parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map_or(Value::Null, Value::Number)
+        }
+    };
+    match array.data_type() {
+        DataType::Boolean => Value::Bool(array.as_boolean().value(row)),
+        DataType::Int8 => array.as_primitive::<Int8Type>().value(row).into(),
+        DataType::Int16 => array.as_primitive::<Int16Type>().value(row).into(),
+        DataType::Int32 => array.as_primitive::<Int32Type>().value(row).into(),
+        DataType::Int64 => array.as_primitive::<Int64Type>().value(row).into(),
+        DataType::UInt8 => array.as_primitive::<UInt8Type>().value(row).into(),
+        DataType::UInt16 => array.as_primitive::<UInt16Type>().value(row).into(),
+        DataType::UInt32 => array.as_primitive::<UInt32Type>().value(row).into(),
+        DataType::UInt64 => array.as_primitive::<UInt64Type>().value(row).into(),
+        DataType::Float32 => {
+            let value = array.as_primitive::<Float32Type>().value(row);
+            float(f64::from(value), value.to_string())
+        }
+        DataType::Float64 => {
+            let value = array.as_primitive::<Float64Type>().value(row);
+            float(value, value.to_string())
+        }
+        DataType::Utf8 => Value::String(array.as_string::<i32>().value(row).to_owned()),
+        DataType::LargeUtf8 => Value::String(array.as_string::<i64>().value(row).to_owned()),
+        DataType::Utf8View => Value::String(array.as_string_view().value(row).to_owned()),
+        DataType::Binary => base64_value(array.as_binary::<i32>().value(row)),
+        DataType::LargeBinary => base64_value(array.as_binary::<i64>().value(row)),
+        DataType::BinaryView => base64_value(array.as_binary_view().value(row)),
+        DataType::FixedSizeBinary(_) => base64_value(array.as_fixed_size_binary().value(row)),
+        // Decimals, dates, times, timestamps (ISO 8601 with `T`) and anything else: the text
+        // arrow-cast prints, which is also what non-native types are sent as.
+        _ => {
+            let options = arrow_cast::display::FormatOptions::default();
+            match arrow_cast::display::ArrayFormatter::try_new(array, &options) {
+                Ok(formatter) => Value::String(formatter.value(row).to_string()),
+                Err(error) => Value::String(format!("<{}: {error}>", array.data_type())),
+            }
+        }
+    }
+}
+
+fn base64_value(bytes: &[u8]) -> serde_json::Value {
+    use base64::Engine as _;
+    serde_json::Value::String(base64::engine::general_purpose::STANDARD.encode(bytes))
 }

@@ -12,7 +12,10 @@
 //!   scans in one snapshot.
 //! - **Destination** ([`sink`]): `INSERT`, `UPSERT`, `UPDATE` and `DELETE` through binary
 //!   `COPY` into a staging table and a merge, all in the run's one transaction; the target
-//!   table is created from the first batch's schema when missing.
+//!   table is created from the first batch's schema when missing. Rows the database rejects
+//!   are handed to the run's error location with their SQLSTATE and message.
+//! - **TLS** ([`tls`]): libpq's `sslmode`s with rustls, a profile-supplied CA
+//!   (`sslrootcert`) and SCRAM channel binding.
 
 pub mod client;
 pub mod config;
@@ -20,6 +23,7 @@ pub mod decode;
 pub mod encode;
 pub mod sink;
 pub mod source;
+pub mod tls;
 
 #[cfg(test)]
 mod tests;
@@ -233,7 +237,7 @@ impl Connector for PostgresConnector {
         let connection = ConnectionConfig::from_profile(profile)?;
         let config = DestinationConfig::from_flow(&request.destination)?;
         Ok(Box::new(
-            sink::PostgresWriter::open(&connection, config).await?,
+            sink::PostgresWriter::open(&connection, config, request.rejected).await?,
         ))
     }
 }

@@ -6,26 +6,38 @@
 //! savepoint. When the database rejects the merge (a constraint, a failed cast), the batch is
 //! rolled back to its savepoint and its rows are retried one by one, so the failing rows are
 //! found and named: the run fails on the first of them, or, with
-//! `failOnFirstDestinationError: false`, they are counted as put failures and logged.
+//! `failOnFirstDestinationError: false`, they are counted as put failures. Either way each
+//! rejected row goes to the run's error location ([`WriteRequest::rejected`]) with the
+//! SQLSTATE and the database's message, so nothing is dropped silently.
+//!
+//! [`WriteRequest::rejected`]: sluice_connector_api::WriteRequest::rejected
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::Schema;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::SinkExt;
-use sluice_connector_api::{ConnectorError, ConnectorErrorKind, DestinationWriter, WriteSummary};
+use sluice_connector_api::{
+    ConnectorError, ConnectorErrorKind, DestinationWriter, RejectedRecord, RejectedRecordSink,
+    WriteSummary,
+};
 use tokio_postgres::Client;
 
 use crate::client::{Column, connect, pg_error, table_columns, table_exists};
 use crate::config::{ConnectionConfig, DestinationConfig, WriteMode, quote_ident};
 use crate::encode::{
-    StageColumn, StageType, prepare, stage_column, write_header, write_row, write_trailer,
+    StageColumn, StageType, json_arrays_to_literals, prepare, row_json, stage_column, write_header,
+    write_row, write_trailer,
 };
 
 /// COPY data is sent in chunks of about this size.
 const COPY_CHUNK: usize = 1 << 20;
+
+/// Rejected rows are handed to the error location in chunks of at most this many.
+const REJECT_CHUNK: usize = 500;
 
 /// How one batch schema is loaded: staging table and merge statements.
 struct Plan {
@@ -34,6 +46,9 @@ struct Plan {
     names: Vec<String>,
     copy_sql: String,
     merge_sql: Vec<String>,
+    /// Per column: `Some(json_elements)` when text is written to an array column, so JSON
+    /// arrays are rewritten as array literals.
+    array_literals: Vec<Option<bool>>,
 }
 
 /// The writer of one run.
@@ -44,13 +59,16 @@ pub struct PostgresWriter {
     target: Option<Vec<Column>>,
     summary: WriteSummary,
     rows_seen: u64,
+    rejected: Arc<dyn RejectedRecordSink>,
+    pending: Vec<RejectedRecord>,
 }
 
 impl PostgresWriter {
-    /// Connects and starts the run's transaction.
+    /// Connects and starts the run's transaction. Rejected rows go to `rejected`.
     pub async fn open(
         connection: &ConnectionConfig,
         config: DestinationConfig,
+        rejected: Arc<dyn RejectedRecordSink>,
     ) -> Result<Self, ConnectorError> {
         let client = connect(connection).await?;
         client
@@ -77,6 +95,8 @@ impl PostgresWriter {
             plans: HashMap::new(),
             target,
             rows_seen: 0,
+            rejected,
+            pending: Vec::new(),
         })
     }
 
@@ -175,6 +195,13 @@ impl PostgresWriter {
             .await
             .map_err(|e| pg_error(&e, "cannot create the staging table"))?;
         let names: Vec<String> = pairs.iter().map(|(c, _)| c.name.clone()).collect();
+        let array_literals = pairs
+            .iter()
+            .map(|(c, s)| {
+                (c.is_array && s.stage == StageType::Text)
+                    .then_some(matches!(c.base_type.as_str(), "json[]" | "jsonb[]"))
+            })
+            .collect();
         let merge_sql = merge_statements(
             &self.config,
             &stage_table,
@@ -186,6 +213,7 @@ impl PostgresWriter {
             stage_columns: pairs.into_iter().map(|(_, s)| s).collect(),
             names,
             merge_sql,
+            array_literals,
         };
         self.plans.insert(key.clone(), plan);
         Ok(key)
@@ -226,26 +254,65 @@ impl PostgresWriter {
         Ok(merged)
     }
 
-    /// Records a rejected row: fails the run or counts it, per `errorHandlingConfig`.
-    fn reject(
+    /// Records a rejected row: hands it to the error location, then fails the run or counts
+    /// it, per `errorHandlingConfig`. `row` indexes `batch`; `row_number` counts from the start
+    /// of the run.
+    async fn reject(
         &mut self,
-        row: u64,
-        field: Option<&str>,
-        reason: &str,
+        batch: &RecordBatch,
+        row: usize,
+        row_number: u64,
+        code: Option<String>,
+        reason: String,
     ) -> Result<(), ConnectorError> {
+        self.pending.push(RejectedRecord {
+            record: row_json(batch, row),
+            code,
+            message: reason.clone(),
+        });
         let table = &self.config.table;
-        let place = match field {
-            Some(field) => format!("row {row}, field {field}"),
-            None => format!("row {row}"),
-        };
         if self.config.fail_on_first_error {
-            return Err(ConnectorError::bad_data(format!(
-                "table {table} rejected {place}: {reason}"
-            )));
+            let mut message = format!("table {table} rejected row {row_number}: {reason}");
+            // The failing row is stored before the run stops.
+            if let Err(error) = self.flush_rejected().await {
+                message.push_str(&format!(
+                    "; the rejected row could not be stored in the error location: {error}"
+                ));
+            }
+            return Err(ConnectorError::bad_data(message));
         }
-        tracing::warn!(table = %table, row, field, reason, "destination rejected a row");
+        tracing::warn!(table = %table, row = row_number, reason, "destination rejected a row");
         self.summary.put_failures += 1;
+        if self.pending.len() >= REJECT_CHUNK {
+            self.flush_rejected().await?;
+        }
         Ok(())
+    }
+
+    /// Hands the pending rejected rows to the error location.
+    async fn flush_rejected(&mut self) -> Result<(), ConnectorError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let records = std::mem::take(&mut self.pending);
+        self.rejected.put(records).await
+    }
+}
+
+/// The SQLSTATE and message of a rejection, with the column when the database names it.
+fn rejection(error: &tokio_postgres::Error) -> (Option<String>, String) {
+    match error.as_db_error() {
+        None => (None, error.to_string()),
+        Some(db) => {
+            let mut message = db.message().to_owned();
+            if let Some(column) = db.column() {
+                message.push_str(&format!(" (column {column})"));
+            }
+            if let Some(detail) = db.detail() {
+                message.push_str(&format!(": {detail}"));
+            }
+            (Some(db.code().code().to_owned()), message)
+        }
     }
 }
 
@@ -322,7 +389,9 @@ impl DestinationWriter for PostgresWriter {
             .ok_or_else(|| ConnectorError::internal("batch plan vanished"))?;
         let result = self.write_planned(&plan, &batch, first_row).await;
         self.plans.insert(key, plan);
-        result
+        // Rows rejected before a failure are still handed over.
+        let flushed = self.flush_rejected().await;
+        result.and(flushed)
     }
 
     async fn commit(self: Box<Self>) -> Result<WriteSummary, ConnectorError> {
@@ -349,8 +418,13 @@ impl PostgresWriter {
         batch: &RecordBatch,
         first_row: u64,
     ) -> Result<(), ConnectorError> {
-        let (arrays, stages) = prepare(batch.columns(), &plan.stage_columns, &plan.names)
+        let (mut arrays, stages) = prepare(batch.columns(), &plan.stage_columns, &plan.names)
             .map_err(ConnectorError::bad_data)?;
+        for (array, literal) in arrays.iter_mut().zip(&plan.array_literals) {
+            if let Some(json_elements) = literal {
+                *array = json_arrays_to_literals(array, *json_elements);
+            }
+        }
         // Encode every row once to find values Postgres cannot hold (out-of-range dates).
         let mut good = Vec::with_capacity(batch.num_rows());
         let mut sizes = Vec::with_capacity(batch.num_rows());
@@ -362,11 +436,14 @@ impl PostgresWriter {
                     good.push(row);
                     sizes.push(scratch.len() as u64);
                 }
-                Err((field, reason)) => self.reject(
-                    first_row + row as u64,
-                    plan.names.get(field).map(String::as_str),
-                    &reason,
-                )?,
+                Err((field, reason)) => {
+                    let reason = match plan.names.get(field) {
+                        Some(name) => format!("{reason} (column {name})"),
+                        None => reason,
+                    };
+                    self.reject(batch, row, first_row + row as u64, None, reason)
+                        .await?;
+                }
             }
         }
         let table = self.config.table.to_string();
@@ -395,11 +472,9 @@ impl PostgresWriter {
                 }
                 Err(error) if is_rejection(&error) => {
                     self.savepoint("ROLLBACK TO SAVEPOINT sluice_row").await?;
-                    let reason = error
-                        .as_db_error()
-                        .map(|db| db.message().to_owned())
-                        .unwrap_or_else(|| error.to_string());
-                    self.reject(first_row + row as u64, None, &reason)?;
+                    let (code, reason) = rejection(&error);
+                    self.reject(batch, row, first_row + row as u64, code, reason)
+                        .await?;
                 }
                 Err(error) => {
                     return Err(pg_error(&error, &format!("cannot write to table {table}")));

@@ -100,17 +100,22 @@ async fn scan(
         .await
         .map_err(|e| pg_error(&e, &context()))?;
     let mut stream = std::pin::pin!(stream);
+    // Postgres sends one message per row; the shared byte counter is updated per batch.
+    let mut bytes = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| pg_error(&e, &context()))?;
-        stats.add_bytes(chunk.len() as u64);
+        bytes += chunk.len() as u64;
         decoder.push(&chunk)?;
         if decoder.batch_ready()
             && let Some(batch) = decoder.take_batch()?
-            && tx.send(Ok(batch)).await.is_err()
         {
-            return Ok(());
+            stats.add_bytes(std::mem::take(&mut bytes));
+            if tx.send(Ok(batch)).await.is_err() {
+                return Ok(());
+            }
         }
     }
+    stats.add_bytes(bytes);
     decoder.finish()?;
     if let Some(batch) = decoder.take_batch()? {
         let _ = tx.send(Ok(batch)).await;

@@ -20,7 +20,9 @@ use sluice_connector_api::{
 use sluice_types::Sensitive;
 
 use crate::PostgresConnector;
-use crate::config::{ConnectionConfig, DestinationConfig, SourceConfig, TableName, WriteMode};
+use crate::config::{
+    ConnectionConfig, DestinationConfig, SourceConfig, SslMode, TableName, WriteMode,
+};
 use crate::decode::{CopyDecoder, Kind, ReadColumn, numeric_to_i128, numeric_typmod};
 use crate::encode::{
     encode_numeric, prepare, stage_column, write_header, write_row, write_trailer,
@@ -483,12 +485,19 @@ fn profile_settings_are_parsed_and_checked() {
         )
         .contains("port must be a port number (1-65535), not \"99999\"")
     );
-    let tls = ConnectionConfig::from_profile(&profile(
-        serde_json::json!({"host": "db", "database": "crm", "sslmode": "require"}),
+    let allow = ConnectionConfig::from_profile(&profile(
+        serde_json::json!({"host": "db", "database": "crm", "sslmode": "allow"}),
         basic("u", "p"),
     ))
     .unwrap_err();
-    assert_eq!(tls.kind, ConnectorErrorKind::Unsupported);
+    assert_eq!(allow.kind, ConnectorErrorKind::Unsupported);
+    assert!(
+        err(
+            serde_json::json!({"host": "db", "database": "crm", "hostaddr": "db.example"}),
+            basic("u", "p")
+        )
+        .contains("profileProperties.hostaddr must be an IP address, not \"db.example\"")
+    );
     assert!(
         err(
             serde_json::json!({"host": "db", "database": "crm", "sslmode": "maybe"}),
@@ -508,6 +517,271 @@ fn profile_settings_are_parsed_and_checked() {
         serde_json::json!({"authenticationType": "BASIC", "basic": {"username": "u"}}),
     );
     assert!(message.contains("basic.password is required"), "{message}");
+}
+
+/// A CA certificate unrelated to any test server (ECDSA P-256, signed with SHA-256).
+const OTHER_CA_PEM: &str = "-----BEGIN CERTIFICATE-----
+MIIBrTCCAVOgAwIBAgIUYkeVGhUShje1Rjq49sZKyfiRW8QwCgYIKoZIzj0EAwIw
+IzEhMB8GA1UEAwwYU2x1aWNlIHVucmVsYXRlZCB0ZXN0IENBMCAXDTI2MTEyNTIy
+MDYyNVoYDzIxMjYxMTAxMjIwNjI1WjAjMSEwHwYDVQQDDBhTbHVpY2UgdW5yZWxh
+dGVkIHRlc3QgQ0EwWTATBgcqhkjOPQIBBggqhkjOPQMBBwNCAASKmP1E7FAU+phm
+YKuK+0zJqNCSwRQIxCmScGveUd6iV0r7va/f1gTNNgosprK5tH5Ajgtt3pXa+V32
+BKSCYeQvo2MwYTAdBgNVHQ4EFgQUugwBiBVdnu32sfsRNiJouBQVc4QwHwYDVR0j
+BBgwFoAUugwBiBVdnu32sfsRNiJouBQVc4QwDwYDVR0TAQH/BAUwAwEB/zAOBgNV
+HQ8BAf8EBAMCAQYwCgYIKoZIzj0EAwIDSAAwRQIgKISGhd5M1Ni/K2mNZ61v4yBC
+0lj+a/jcjl7yyRU1st8CIQDzn7o2kxTH8AyoUgwW9Ir2VdfO1FWhXphJ9hcp6kAR
+Tw==
+-----END CERTIFICATE-----
+";
+
+#[test]
+fn tls_settings_are_parsed_and_checked() {
+    let config = |props: serde_json::Value| {
+        let mut base = serde_json::json!({"host": "db", "database": "crm"});
+        for (key, value) in props.as_object().unwrap() {
+            base[key] = value.clone();
+        }
+        ConnectionConfig::from_profile(&profile(base, basic("u", "p")))
+    };
+    assert_eq!(
+        config(serde_json::json!({})).unwrap().ssl_mode,
+        SslMode::Prefer
+    );
+    for (name, mode) in [
+        ("disable", SslMode::Disable),
+        ("prefer", SslMode::Prefer),
+        ("require", SslMode::Require),
+        ("verify-ca", SslMode::VerifyCa),
+        ("verify-full", SslMode::VerifyFull),
+    ] {
+        let parsed = config(serde_json::json!({"sslmode": name})).unwrap();
+        assert_eq!((parsed.ssl_mode, parsed.ssl_mode.as_str()), (mode, name));
+        assert!(parsed.root_certs.is_empty());
+    }
+    // A CA makes require check the chain, as in libpq; an empty value means none.
+    let with_ca =
+        config(serde_json::json!({"sslmode": "require", "sslrootcert": OTHER_CA_PEM})).unwrap();
+    assert_eq!(with_ca.ssl_mode, SslMode::VerifyCa);
+    assert_eq!(with_ca.root_certs.len(), 1);
+    let two = format!("{OTHER_CA_PEM}\n{OTHER_CA_PEM}");
+    let full = config(serde_json::json!({"sslmode": "verify-full", "sslrootcert": two})).unwrap();
+    assert_eq!(
+        (full.ssl_mode, full.root_certs.len()),
+        (SslMode::VerifyFull, 2)
+    );
+    let empty = config(serde_json::json!({"sslmode": "require", "sslrootcert": "  "})).unwrap();
+    assert_eq!(empty.ssl_mode, SslMode::Require);
+    // The API refuses whitespace in property values, so the base64 DER form is accepted too,
+    // several certificates separated by commas.
+    let der = base64_der(OTHER_CA_PEM);
+    assert!(!der.contains(char::is_whitespace));
+    let from_der = config(serde_json::json!({"sslmode": "verify-full",
+                                             "sslrootcert": format!("{der},{der},")}))
+    .unwrap();
+    assert_eq!(from_der.root_certs.len(), 2);
+    assert_eq!(from_der.root_certs[0], with_ca.root_certs[0]);
+    let bad_der = config(serde_json::json!({"sslrootcert": format!("{der},AAAA")})).unwrap_err();
+    assert!(
+        bad_der
+            .to_string()
+            .contains("sslrootcert has an invalid certificate (number 2)"),
+        "{bad_der}"
+    );
+    let hostaddr = config(serde_json::json!({"hostaddr": "127.0.0.1"})).unwrap();
+    assert_eq!(hostaddr.hostaddr, Some([127, 0, 0, 1].into()));
+
+    let error = |props| config(props).unwrap_err();
+    let path = error(serde_json::json!({"sslrootcert": "/etc/ssl/rds-ca.pem"}));
+    assert_eq!(path.kind, ConnectorErrorKind::InvalidConfig);
+    assert!(
+        path.to_string().contains(
+            "profileProperties.sslrootcert must hold CA certificates as PEM text or as base64 \
+             DER (comma-separated), not a file name or other text: part 1 is not base64"
+        ),
+        "{path}"
+    );
+    let not_a_string = error(serde_json::json!({"sslrootcert": 5}));
+    assert!(
+        not_a_string
+            .to_string()
+            .contains("sslrootcert must be a string")
+    );
+    let no_certificate = error(serde_json::json!({"sslrootcert":
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}));
+    assert!(
+        no_certificate
+            .to_string()
+            .contains("sslrootcert holds no CERTIFICATE block"),
+        "{no_certificate}"
+    );
+    // A damaged body fails when the profile is read, not at connection time.
+    let damaged = OTHER_CA_PEM.replace("MIIBrTCCAVOg", "MIIBrTCCAVOx");
+    let damaged = error(serde_json::json!({"sslrootcert": damaged}));
+    assert!(
+        damaged
+            .to_string()
+            .contains("sslrootcert has an invalid certificate (number 1)"),
+        "{damaged}"
+    );
+    let truncated = OTHER_CA_PEM.replace("-----END CERTIFICATE-----", "");
+    let truncated = error(serde_json::json!({"sslrootcert": truncated}));
+    assert!(
+        truncated
+            .to_string()
+            .contains("sslrootcert has an unreadable"),
+        "{truncated}"
+    );
+}
+
+/// The whitespace-free form of a PEM certificate: its base64 body on one line.
+fn base64_der(pem: &str) -> String {
+    pem.lines()
+        .filter(|line| !line.starts_with("-----"))
+        .collect()
+}
+
+#[test]
+fn the_api_accepts_the_base64_form_of_sslrootcert() {
+    let request = |sslrootcert: &str| {
+        serde_json::json!({
+            "connectorProfileName": "pg", "connectorType": "CustomConnector",
+            "connectorLabel": "Postgres", "connectionMode": "Public",
+            "connectorProfileConfig": {
+                "connectorProfileProperties": {"CustomConnector": {"profileProperties": {
+                    "host": "db", "database": "crm", "sslmode": "verify-full",
+                    "sslrootcert": sslrootcert}}},
+                "connectorProfileCredentials": {"CustomConnector": basic("u", "p")}
+            }
+        })
+    };
+    let validate = |body: &serde_json::Value| {
+        sluice_api_model::validate::validate("CreateConnectorProfileRequest", body)
+    };
+    validate(&request(&base64_der(OTHER_CA_PEM))).unwrap();
+    let pem = validate(&request(OTHER_CA_PEM)).unwrap_err();
+    assert!(
+        pem.to_string().contains("regular expression pattern"),
+        "{pem}"
+    );
+}
+
+#[test]
+fn channel_binding_hashes_the_certificate_with_its_signature_hash() {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let der = CertificateDer::from_pem_slice(OTHER_CA_PEM.as_bytes()).unwrap();
+    // `openssl x509 -outform der | sha256sum` of the certificate (signed ecdsa-with-SHA256).
+    let expected = "b162e9f079ebad914a0d663ed9882bdb9079a36669ec606016b1f248373ee527";
+    let hash = crate::tls::tls_server_end_point(&der).unwrap();
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex, expected);
+    // Truncated or non-certificate input gives no binding rather than a panic.
+    for cut in [0, 1, 2, 10, der.len() / 2, der.len() - 1] {
+        assert_eq!(
+            crate::tls::tls_server_end_point(&der[..cut]),
+            None,
+            "cut {cut}"
+        );
+    }
+    assert_eq!(
+        crate::tls::tls_server_end_point(&[0x30, 0x84, 0xff, 0xff]),
+        None
+    );
+}
+
+#[test]
+fn json_arrays_become_postgres_array_literals() {
+    let literal = |text: &str| crate::encode::pg_array_literal(text, false);
+    assert_eq!(literal("[1,2,null]").as_deref(), Some(r#"{"1","2",NULL}"#));
+    assert_eq!(literal(" [ ] ").as_deref(), Some("{}"));
+    assert_eq!(
+        literal("[[1, 2], [3, 4]]").as_deref(),
+        Some(r#"{{"1","2"},{"3","4"}}"#)
+    );
+    assert_eq!(
+        literal(r#"["x","y \"q\"","a\\b","✓ 🦀","NULL",null,"}{,"]"#).as_deref(),
+        Some(r#"{"x","y \"q\"","a\\b","✓ 🦀","NULL",NULL,"}{,"}"#)
+    );
+    // Numbers keep their exact text, beyond what a double holds.
+    assert_eq!(
+        literal("[123456789012345678901234567890.000000001, -1e3, true]").as_deref(),
+        Some(r#"{"123456789012345678901234567890.000000001","-1e3","true"}"#)
+    );
+    // json[] elements are whole JSON values, nested arrays included.
+    assert_eq!(
+        crate::encode::pg_array_literal(r#"[{"a": [1, "]"]}, [1], "s", null, 2]"#, true).as_deref(),
+        Some(r#"{"{\"a\": [1, \"]\"]}","[1]","\"s\"",NULL,"2"}"#)
+    );
+    // Anything else is left alone (and refused by the database if it is not an array).
+    for text in [
+        "{1,2}",
+        "",
+        "[",
+        "[1,",
+        "[1,,2]",
+        "[1] x",
+        "[1 2]",
+        r#"["open]"#,
+        "[nul]",
+        "[01x]",
+        "[[1]",
+    ] {
+        assert_eq!(literal(text), None, "{text:?}");
+    }
+    let strings: ArrayRef = Arc::new(arrow_array::StringArray::from(vec![
+        Some("[1,null]"),
+        None,
+        Some("{3}"),
+    ]));
+    let converted = crate::encode::json_arrays_to_literals(&strings, false);
+    assert_eq!(
+        format_rows(&[RecordBatch::try_from_iter([("a", converted)]).unwrap()]),
+        [r#"{"1",NULL}"#, "NULL", "{3}"]
+    );
+}
+
+#[test]
+fn rejected_rows_are_described_as_json() {
+    let batch = sample_batch();
+    let rows: Vec<serde_json::Value> = (0..batch.num_rows())
+        .map(|row| serde_json::Value::Object(crate::encode::row_json(&batch, row)))
+        .collect();
+    assert_eq!(
+        rows[0],
+        serde_json::json!({
+            "b": true, "i2": i16::MIN, "i4": i32::MAX, "i8": i64::MIN, "f4": 1.5, "f8": -0.0,
+            "dec": "-0.01", "text": "", "bin": "AP8B", "date": "1970-01-01",
+            "ts": "1970-01-01T00:00:00", "tstz": null, "time": "00:00:00"
+        })
+    );
+    assert_eq!(
+        rows[1],
+        serde_json::json!({
+            "b": null, "i2": 0, "i4": null, "i8": i64::MAX, "f4": "NaN", "f8": "Infinity",
+            "dec": "99999999.99", "text": "héllo wörld ✓ 🦀 \u{0}-free", "bin": "",
+            "date": "0001-01-01", "ts": "1969-12-31T23:59:59.999999",
+            "tstz": "2000-01-01T00:00:00Z", "time": "23:59:59.999999"
+        })
+    );
+    assert_eq!(rows[2]["f8"], serde_json::json!(1e-300));
+    assert_eq!(rows[2]["ts"], "2023-11-14T22:13:20.123456");
+    assert_eq!(rows[2]["tstz"], "9999-12-31T23:59:59.999999Z");
+    // A `real` keeps its short decimal form.
+    let batch = RecordBatch::try_from_iter([
+        (
+            "r",
+            Arc::new(arrow_array::Float32Array::from(vec![1.1f32])) as ArrayRef,
+        ),
+        (
+            "u",
+            Arc::new(arrow_array::UInt64Array::from(vec![u64::MAX])) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    assert_eq!(
+        serde_json::Value::Object(crate::encode::row_json(&batch, 0)),
+        serde_json::json!({"r": 1.1, "u": u64::MAX})
+    );
 }
 
 #[test]
@@ -627,6 +901,19 @@ impl TestDb {
         self.profile_with(&self.name, None)
     }
 
+    /// The test database's profile with some profile properties replaced.
+    fn profile_props(&self, overrides: serde_json::Value) -> Profile {
+        let mut profile = self.profile();
+        let props = profile
+            .properties
+            .pointer_mut("/CustomConnector/profileProperties")
+            .unwrap();
+        for (key, value) in overrides.as_object().unwrap() {
+            props[key] = value.clone();
+        }
+        profile
+    }
+
     async fn client(&self) -> tokio_postgres::Client {
         crate::client::connect(&ConnectionConfig::from_profile(&self.profile()).unwrap())
             .await
@@ -663,6 +950,18 @@ fn read_request(profile: &Profile, entity: &str, custom: serde_json::Value) -> R
 }
 
 fn write_request(profile: &Profile, props: serde_json::Value) -> WriteRequest {
+    write_request_with(
+        profile,
+        props,
+        Arc::new(sluice_connector_api::NoErrorLocation),
+    )
+}
+
+fn write_request_with(
+    profile: &Profile,
+    props: serde_json::Value,
+    rejected: Arc<dyn sluice_connector_api::RejectedRecordSink>,
+) -> WriteRequest {
     WriteRequest {
         flow_name: "f".into(),
         execution_id: "e".into(),
@@ -675,6 +974,7 @@ fn write_request(profile: &Profile, props: serde_json::Value) -> WriteRequest {
         schema_version: 1,
         run_started_at: chrono::Utc::now(),
         partition_keys: Vec::new(),
+        rejected,
     }
 }
 
@@ -702,18 +1002,23 @@ async fn text_rows(client: &tokio_postgres::Client, sql: &str) -> Vec<String> {
 const ALL_TYPES_DDL: &str = "(id bigint PRIMARY KEY, b boolean, i2 smallint, i4 integer NOT NULL,
     f4 real, f8 double precision, amount numeric(12,2), big numeric, name text,
     code varchar(8), flag char(3), d date, ts timestamp, tstz timestamptz, t time,
-    u uuid, j json, jb jsonb, raw bytea, updated timestamptz)";
+    u uuid, j json, jb jsonb, raw bytea, updated timestamptz, ints integer[], texts text[],
+    nums numeric[], grid integer[], jsons jsonb[], stamps timestamptz[], bins bytea[])";
 
 const ALL_TYPES_ROWS: &str = "INSERT INTO src VALUES
     (1, true, -32768, 2147483647, 1.5, 2.25, 1234567890.12, 123456789012345678901234567890.123456789,
      'héllo wörld ✓ 🦀', 'abc', 'x', '2024-02-29', '1999-12-31 23:59:59.999999',
      '2024-01-01 12:00:00+02', '23:59:59.5', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
-     '{\"k\": [1, 2]}', '{\"k\": \"v\", \"n\": null}', '\\x00ff10', '2024-06-01 00:00:00+00'),
+     '{\"k\": [1, 2]}', '{\"k\": \"v\", \"n\": null}', '\\x00ff10', '2024-06-01 00:00:00+00',
+     '{1,NULL,-3}', ARRAY['a', 'b \"q\"', NULL, 'NULL', '}{,\\', 'ü ✓', ''],
+     '{1.5,123456789012345678901234567890.000000001,-0.01}', '{{1,2},{3,4}}',
+     ARRAY['{\"k\": [1, \"]\"]}'::jsonb, '[1, 2]', '\"s\"', '7'],
+     ARRAY['2024-01-01 12:00:00.5+02'::timestamptz, NULL], ARRAY['\\x00ff'::bytea, '\\x']),
     (2, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,
-     NULL, NULL, NULL, '2024-06-02 00:00:00+00'),
+     NULL, NULL, NULL, '2024-06-02 00:00:00+00', NULL, NULL, NULL, NULL, NULL, NULL, NULL),
     (3, false, 0, -1, 'NaN', '-Infinity', -0.01, -0, '', '', '', '0001-01-01', '1970-01-01',
      '1970-01-01 00:00:00+00', '00:00', '00000000-0000-0000-0000-000000000000', '[]', '[]', '\\x',
-     '2024-06-03 00:00:00+00')";
+     '2024-06-03 00:00:00+00', '{}', '{}', '{}', '{}', '{}', '{}', '{}')";
 
 #[tokio::test]
 async fn postgres_parquet_postgres_round_trip_keeps_every_value() {
@@ -1091,6 +1396,17 @@ async fn upsert_update_delete_and_created_tables() {
     db.drop().await;
 }
 
+/// The rejected records as `(record, code, message)`.
+fn rejected_of(
+    collected: &sluice_connector_api::CollectRejected,
+) -> Vec<(serde_json::Value, Option<String>, String)> {
+    collected
+        .records()
+        .into_iter()
+        .map(|r| (serde_json::Value::Object(r.record), r.code, r.message))
+        .collect()
+}
+
 #[tokio::test]
 async fn rejected_rows_fail_the_run_or_are_counted() {
     let Some(db) = TestDb::create("rejects").await else {
@@ -1108,11 +1424,19 @@ async fn rejected_rows_fail_the_run_or_are_counted() {
         (3, None),
         (4, Some("fin")),
     ]);
-    // Default: the first rejected row fails the run and nothing is written.
+    let too_long = (
+        serde_json::json!({"id": 2, "name": "too long"}),
+        Some("22001".to_owned()),
+        "value too long for type character varying(3)".to_owned(),
+    );
+    // Default: the first rejected row fails the run, nothing is written, and that row is
+    // handed to the error location before the error is returned.
+    let collected = Arc::new(sluice_connector_api::CollectRejected::default());
     let mut sink = PostgresConnector
-        .open_writer(write_request(
+        .open_writer(write_request_with(
             &profile,
             serde_json::json!({"entityName": "r"}),
+            collected.clone(),
         ))
         .await
         .unwrap();
@@ -1129,26 +1453,92 @@ async fn rejected_rows_fail_the_run_or_are_counted() {
             .await
             .is_empty()
     );
+    assert_eq!(rejected_of(&collected), vec![too_long.clone()]);
 
-    // Without failOnFirstDestinationError, the good rows land and the others are counted.
+    // Without failOnFirstDestinationError, the good rows land and the others are counted and
+    // handed over with their SQLSTATE, the database's message and the column when known.
+    let collected = Arc::new(sluice_connector_api::CollectRejected::default());
     let mut sink = PostgresConnector
-        .open_writer(write_request(
+        .open_writer(write_request_with(
             &profile,
             serde_json::json!({"entityName": "r", "errorHandlingConfig": {"failOnFirstDestinationError": false}}),
+            collected.clone(),
         ))
         .await
         .unwrap();
     sink.write(batch).await.unwrap();
+    // A second batch: a duplicate key among good rows.
+    sink.write(id_name_batch(&[(5, Some("new")), (1, Some("dup"))]))
+        .await
+        .unwrap();
     let summary = sink.commit().await.unwrap();
-    assert_eq!((summary.records_written, summary.put_failures), (2, 2));
-    // Two rows of two fields: 2-byte count, 4-byte lengths, an 8-byte id and the name.
+    assert_eq!((summary.records_written, summary.put_failures), (3, 3));
+    // Three rows of two fields: 2-byte count, 4-byte lengths, an 8-byte id and the name.
     assert_eq!(
         summary.bytes_written,
-        (2 + 4 + 8 + 4 + 2) + (2 + 4 + 8 + 4 + 3)
+        (2 + 4 + 8 + 4 + 2) + (2 + 4 + 8 + 4 + 3) + (2 + 4 + 8 + 4 + 3)
     );
     assert_eq!(
         text_rows(&client, "SELECT id::text FROM r ORDER BY id").await,
-        vec!["1", "4"]
+        vec!["1", "4", "5"]
+    );
+    assert_eq!(
+        rejected_of(&collected),
+        vec![
+            too_long,
+            (
+                serde_json::json!({"id": 3, "name": null}),
+                Some("23502".to_owned()),
+                "null value in column \"name\" of relation \"r\" violates not-null constraint \
+                 (column name): Failing row contains (3, null)."
+                    .to_owned(),
+            ),
+            (
+                serde_json::json!({"id": 1, "name": "dup"}),
+                Some("23505".to_owned()),
+                "duplicate key value violates unique constraint \"r_pkey\": Key (id)=(1) \
+                 already exists."
+                    .to_owned(),
+            ),
+        ]
+    );
+
+    // A value Postgres cannot hold is refused before it is sent, naming its column.
+    client
+        .batch_execute("CREATE TABLE dates (id bigint, d date)")
+        .await
+        .unwrap();
+    let dates = RecordBatch::try_from_iter([
+        (
+            "id",
+            Arc::new(arrow_array::Int64Array::from(vec![1, 2])) as ArrayRef,
+        ),
+        (
+            "d",
+            Arc::new(arrow_array::Date32Array::from(vec![19_000, i32::MIN])) as ArrayRef,
+        ),
+    ])
+    .unwrap();
+    let collected = Arc::new(sluice_connector_api::CollectRejected::default());
+    let mut sink = PostgresConnector
+        .open_writer(write_request_with(
+            &profile,
+            serde_json::json!({"entityName": "dates", "errorHandlingConfig": {"failOnFirstDestinationError": false}}),
+            collected.clone(),
+        ))
+        .await
+        .unwrap();
+    sink.write(dates).await.unwrap();
+    let summary = sink.commit().await.unwrap();
+    assert_eq!((summary.records_written, summary.put_failures), (1, 1));
+    let rejected = rejected_of(&collected);
+    assert_eq!(rejected.len(), 1);
+    assert_eq!(rejected[0].0["id"], 2);
+    assert_eq!(rejected[0].1, None);
+    assert_eq!(rejected[0].2, "date is out of range (column d)");
+    assert_eq!(
+        text_rows(&client, "SELECT d::text FROM dates").await,
+        vec!["2022-01-08"]
     );
     db.drop().await;
 }
@@ -1199,5 +1589,360 @@ async fn a_connection_dropped_mid_run_leaves_the_destination_unchanged() {
             .await
             .is_empty()
     );
+    db.drop().await;
+}
+
+/// Terminates the backends of this test's database running `query_like`; returns how many.
+async fn terminate(db: &TestDb, condition: &str) -> i64 {
+    db.admin
+        .query_one(
+            &format!(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                 WHERE datname = $1 AND pid <> pg_backend_pid() AND application_name = 'sluice'
+                   AND {condition}"
+            ),
+            &[&db.name],
+        )
+        .await
+        .unwrap()
+        .get(0)
+}
+
+#[tokio::test]
+async fn a_connection_dropped_while_reading_fails_the_run_and_writes_nothing() {
+    let Some(db) = TestDb::create("dropped_read").await else {
+        return;
+    };
+    let client = db.client().await;
+    // The view yields rows slowly, so the scan is surely running when it is cut.
+    client
+        .batch_execute(
+            "CREATE TABLE dst (id bigint, name text);
+             CREATE VIEW slow AS SELECT g::bigint AS id, repeat('x', 100) AS name
+             FROM generate_series(1, 100000) g WHERE pg_sleep(0.0005)::text = ''",
+        )
+        .await
+        .unwrap();
+    let profile = db.profile();
+    let mut request = read_request(&profile, "slow", serde_json::json!({}));
+    request.batch_rows = 50;
+    let mut stream = PostgresConnector.read(request).await.unwrap();
+    let mut sink = PostgresConnector
+        .open_writer(write_request(
+            &profile,
+            serde_json::json!({"entityName": "dst"}),
+        ))
+        .await
+        .unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    sink.write(first).await.unwrap();
+    assert_eq!(terminate(&db, "query LIKE 'COPY%'").await, 1);
+    let mut error = None;
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(batch) => sink.write(batch).await.unwrap(),
+            Err(e) => {
+                error = Some(e);
+                break;
+            }
+        }
+    }
+    let error = error.expect("the read must fail, not end early");
+    assert_eq!(error.kind, ConnectorErrorKind::Unavailable, "{error}");
+    assert!(
+        error.to_string().contains("cannot read table public.slow"),
+        "{error}"
+    );
+    sink.abort().await;
+    assert!(
+        text_rows(&client, "SELECT id::text FROM dst")
+            .await
+            .is_empty()
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_connection_dropped_while_writing_fails_the_run_and_leaves_the_table_unchanged() {
+    let Some(db) = TestDb::create("dropped_write").await else {
+        return;
+    };
+    let client = db.client().await;
+    // A trigger holds the merge, so the write is surely in progress when it is cut.
+    client
+        .batch_execute(
+            "CREATE TABLE d (id bigint, name text);
+             INSERT INTO d VALUES (0, 'before');
+             CREATE FUNCTION hold() RETURNS trigger LANGUAGE plpgsql AS
+                 $$ BEGIN PERFORM pg_sleep(60); RETURN NULL; END $$;
+             CREATE TRIGGER hold BEFORE INSERT ON d FOR EACH STATEMENT EXECUTE FUNCTION hold()",
+        )
+        .await
+        .unwrap();
+    let mut sink = PostgresConnector
+        .open_writer(write_request(
+            &db.profile(),
+            serde_json::json!({"entityName": "d"}),
+        ))
+        .await
+        .unwrap();
+    let rows: Vec<(i64, Option<&str>)> = (1..=10_000).map(|i| (i, Some("row"))).collect();
+    let cut = async {
+        for _ in 0..1500 {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            let killed = terminate(&db, "state = 'active' AND wait_event = 'PgSleep'").await;
+            if killed > 0 {
+                return killed;
+            }
+        }
+        0
+    };
+    let (result, killed) = tokio::join!(sink.write(id_name_batch(&rows)), cut);
+    assert_eq!(killed, 1);
+    let error = result.unwrap_err();
+    assert_eq!(error.kind, ConnectorErrorKind::Unavailable, "{error}");
+    assert!(
+        error.to_string().contains("cannot write to table public.d"),
+        "{error}"
+    );
+    sink.abort().await;
+    assert_eq!(
+        text_rows(&client, "SELECT d::text FROM d").await,
+        vec!["(0,before)"]
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn a_server_without_tls_is_refused_by_require_and_used_plain_by_prefer() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // A server that declines the TLS request, as one with ssl = off does, and reports what
+    // the client sent next.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = tokio::spawn(async move {
+        let mut next_messages = Vec::new();
+        for _ in 0..2 {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 8];
+            socket.read_exact(&mut request).await.unwrap();
+            // SSLRequest: length 8, code 80877103.
+            assert_eq!(request, [0, 0, 0, 8, 4, 210, 22, 47]);
+            socket.write_all(b"N").await.unwrap();
+            // Either nothing (the client gave up) or a plain StartupMessage: a length, then
+            // protocol 3.0.
+            let mut next = [0u8; 8];
+            next_messages.push(
+                socket
+                    .read_exact(&mut next)
+                    .await
+                    .ok()
+                    .map(|_| next[4..8].to_vec()),
+            );
+        }
+        next_messages
+    });
+    let attempt = |sslmode: &str| {
+        let profile = profile(
+            serde_json::json!({"host": "127.0.0.1", "port": port.to_string(), "database": "d",
+                               "sslmode": sslmode}),
+            basic("u", "secret"),
+        );
+        async move {
+            PostgresConnector
+                .validate_profile(&profile)
+                .await
+                .unwrap_err()
+        }
+    };
+    let err = attempt("require").await;
+    assert_eq!(err.kind, ConnectorErrorKind::Authentication, "{err}");
+    let message = err.to_string();
+    assert!(message.contains("server does not support TLS"), "{message}");
+    assert!(
+        message.contains("sslmode require needs a server that accepts TLS"),
+        "{message}"
+    );
+    assert!(!message.contains("secret"));
+    // prefer goes on without TLS; this server then hangs up, which is no TLS error.
+    let err = attempt("prefer").await;
+    assert_eq!(err.kind, ConnectorErrorKind::Unavailable, "{err}");
+    assert_eq!(server.await.unwrap(), vec![None, Some(vec![0, 3, 0, 0])]);
+}
+
+/// The PEM text of the test server's CA (`SLUICE_TEST_POSTGRES_CA`, a file path).
+fn test_ca() -> Option<String> {
+    let Ok(path) = std::env::var("SLUICE_TEST_POSTGRES_CA") else {
+        eprintln!("skipping the TLS server tests: SLUICE_TEST_POSTGRES_CA is not set");
+        return None;
+    };
+    Some(std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}")))
+}
+
+/// Whether a connection with `profile` uses TLS, as the server sees it.
+async fn uses_tls(profile: &Profile) -> Result<bool, sluice_connector_api::ConnectorError> {
+    let client = crate::client::connect(&ConnectionConfig::from_profile(profile)?).await?;
+    let row = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .unwrap();
+    Ok(row.get(0))
+}
+
+#[tokio::test]
+async fn tls_modes_encrypt_and_verify_like_libpq() {
+    let Some(db) = TestDb::create("tls").await else {
+        return;
+    };
+    let Some(ca) = test_ca() else {
+        db.drop().await;
+        return;
+    };
+    let with = |props: serde_json::Value| db.profile_props(props);
+    let wrong_host = serde_json::json!({"host": "wrong.example", "hostaddr": "127.0.0.1"});
+    let merged = |a: &serde_json::Value, b: serde_json::Value| {
+        let mut out = a.clone();
+        for (key, value) in b.as_object().unwrap() {
+            out[key] = value.clone();
+        }
+        out
+    };
+
+    // Connections that work, and whether they are encrypted.
+    for (props, encrypted) in [
+        (serde_json::json!({"sslmode": "disable"}), false),
+        (serde_json::json!({"sslmode": "prefer"}), true),
+        (serde_json::json!({"sslmode": "require"}), true),
+        (
+            serde_json::json!({"sslmode": "require", "sslrootcert": ca}),
+            true,
+        ),
+        (
+            serde_json::json!({"sslmode": "verify-ca", "sslrootcert": ca}),
+            true,
+        ),
+        (
+            serde_json::json!({"sslmode": "verify-full", "sslrootcert": ca}),
+            true,
+        ),
+        (
+            serde_json::json!({"sslmode": "verify-full", "sslrootcert": ca, "host": "localhost"}),
+            true,
+        ),
+        // The whitespace-free form the API accepts.
+        (
+            serde_json::json!({"sslmode": "verify-full", "sslrootcert": base64_der(&ca)}),
+            true,
+        ),
+        // verify-ca checks the chain only, so a name the certificate lacks is fine.
+        (
+            merged(
+                &wrong_host,
+                serde_json::json!({"sslmode": "verify-ca", "sslrootcert": ca}),
+            ),
+            true,
+        ),
+    ] {
+        let profile = with(props.clone());
+        // SCRAM over TLS binds to the certificate, so this also checks the channel binding.
+        PostgresConnector
+            .validate_profile(&profile)
+            .await
+            .unwrap_or_else(|e| panic!("{props}: {e}"));
+        assert_eq!(uses_tls(&profile).await.unwrap(), encrypted, "{props}");
+    }
+
+    // Refusals are authentication errors that say what to fix.
+    let refused = |props: serde_json::Value| {
+        let profile = with(props);
+        async move {
+            PostgresConnector
+                .validate_profile(&profile)
+                .await
+                .unwrap_err()
+        }
+    };
+    let err = refused(merged(
+        &wrong_host,
+        serde_json::json!({"sslmode": "verify-full", "sslrootcert": ca}),
+    ))
+    .await;
+    assert_eq!(err.kind, ConnectorErrorKind::Authentication, "{err}");
+    assert!(
+        err.to_string()
+            .contains("the server certificate is not valid for host wrong.example"),
+        "{err}"
+    );
+    // Without sslrootcert the system CAs are used, and they do not know the test CA.
+    for props in [
+        serde_json::json!({"sslmode": "verify-full"}),
+        serde_json::json!({"sslmode": "verify-ca", "sslrootcert": OTHER_CA_PEM}),
+        serde_json::json!({"sslmode": "require", "sslrootcert": OTHER_CA_PEM}),
+    ] {
+        let err = refused(props.clone()).await;
+        assert_eq!(
+            err.kind,
+            ConnectorErrorKind::Authentication,
+            "{props}: {err}"
+        );
+        let message = err.to_string();
+        assert!(
+            message.contains(
+                "TLS handshake refused: the server certificate is not signed by a \
+                              trusted CA"
+            ),
+            "{message}"
+        );
+        assert!(
+            message.contains("profileProperties.sslrootcert"),
+            "{message}"
+        );
+    }
+    // A wrong password over TLS is still an authentication error.
+    let mut bad_password = with(serde_json::json!({"sslmode": "verify-full", "sslrootcert": ca}));
+    bad_password.credentials = Sensitive::new(serde_json::json!({"CustomConnector":
+        basic(db.url.get_user().unwrap(), "wrong-password")}));
+    let err = PostgresConnector
+        .validate_profile(&bad_password)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind, ConnectorErrorKind::Authentication, "{err}");
+    assert!(!err.to_string().contains("wrong-password"));
+
+    // Reads and writes run over a verified connection too.
+    let profile = with(serde_json::json!({"sslmode": "verify-full", "sslrootcert": ca}));
+    db.client()
+        .await
+        .batch_execute(
+            "CREATE TABLE src AS SELECT g::bigint AS id, repeat('ü', g) AS name
+             FROM generate_series(1, 3000) g",
+        )
+        .await
+        .unwrap();
+    let batches = read_all(read_request(
+        &profile,
+        "src",
+        serde_json::json!({"parallelism": "2"}),
+    ))
+    .await
+    .unwrap();
+    let mut sink = PostgresConnector
+        .open_writer(write_request(
+            &profile,
+            serde_json::json!({"entityName": "dst"}),
+        ))
+        .await
+        .unwrap();
+    for batch in batches {
+        sink.write(batch).await.unwrap();
+    }
+    assert_eq!(sink.commit().await.unwrap().records_written, 3000);
+    let client = db.client().await;
+    let compare = "SELECT count(*)::text FROM src FULL JOIN dst USING (id)
+                   WHERE src.name IS DISTINCT FROM dst.name";
+    assert_eq!(text_rows(&client, compare).await, vec!["0"]);
     db.drop().await;
 }

@@ -10,8 +10,11 @@
 //!   [`layout`], partitioned and rolled per `aggregationConfig`, published only on commit.
 //! - **Metadata**: `ListConnectorEntities` lists buckets (local mode only), folders and files;
 //!   `DescribeConnectorEntity` infers fields from the first file under a prefix.
+//! - **Error locations** ([`errors`]): rejected records of any destination, as JSON Lines under
+//!   the `errorHandlingConfig` bucket and prefix.
 
 mod config;
+pub mod errors;
 mod layout;
 mod sink;
 mod source;
@@ -24,7 +27,7 @@ use object_store::path::Path;
 use sluice_api_model as model;
 use sluice_connector_api::{
     BatchStream, Connector, ConnectorError, ConnectorErrorKind, DestinationWriter, EntityContext,
-    EntityListing, ReadRequest, WriteRequest,
+    EntityListing, ErrorLocation, ReadRequest, RejectedRecordSink, WriteRequest,
 };
 use sluice_formats::{InputFormat, ReaderOptions, WriterOptions};
 use sluice_storage::{Storage, StorageError};
@@ -49,6 +52,17 @@ impl S3Connector {
     /// A connector reading and writing the buckets of `storage`.
     pub fn new(storage: Arc<Storage>) -> Self {
         Self { storage }
+    }
+
+    /// The sink writing one run's rejected records to `location` (`errorHandlingConfig`).
+    pub fn error_location(
+        &self,
+        location: &ErrorLocation,
+    ) -> Result<Arc<dyn RejectedRecordSink>, ConnectorError> {
+        Ok(Arc::new(errors::ErrorRecordWriter::new(
+            self.store(&location.bucket)?,
+            location,
+        )))
     }
 
     fn store(&self, bucket: &str) -> Result<Arc<dyn object_store::ObjectStore>, ConnectorError> {

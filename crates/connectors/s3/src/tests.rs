@@ -145,6 +145,7 @@ impl Harness {
             schema_version: 2,
             run_started_at: started(),
             partition_keys: partition_keys.iter().map(|k| (*k).to_owned()).collect(),
+            rejected: std::sync::Arc::new(sluice_connector_api::NoErrorLocation),
         };
         self.connector.open_writer(request).await
     }
@@ -1031,4 +1032,89 @@ fn throughput_csv_to_parquet() {
         size as f64 / 1e6 / elapsed,
         peak_rss_mib()
     );
+}
+
+fn rejected(id: i64) -> sluice_connector_api::RejectedRecord {
+    let mut record = serde_json::Map::new();
+    record.insert("Id".to_owned(), json!(id));
+    record.insert("Name".to_owned(), json!(format!("Zoë \"{id}\"\n🚀")));
+    sluice_connector_api::RejectedRecord {
+        record,
+        code: (id % 2 == 0).then(|| "DUPLICATE_VALUE".to_owned()),
+        message: format!("duplicate value found: ExtId__c {id}"),
+    }
+}
+
+#[tokio::test]
+async fn error_location_writes_json_lines_parts_under_flow_and_execution() {
+    both(|h| async move {
+        let bucket = h.bucket().await;
+        let location = ErrorLocation {
+            bucket: bucket.clone(),
+            prefix: "/errors//sf/".to_owned(),
+            flow_name: "accounts".to_owned(),
+            execution_id: "exec/1".to_owned(),
+        };
+        let writer = errors::ErrorRecordWriter::new(h.storage.bucket(&bucket).unwrap(), &location)
+            .with_part_bytes(400);
+        // Nothing rejected yet: finishing writes nothing.
+        assert!(h.keys(&bucket).await.is_empty());
+        for chunk in (0..10).collect::<Vec<i64>>().chunks(3) {
+            writer
+                .put(chunk.iter().map(|id| rejected(*id)).collect())
+                .await
+                .unwrap();
+        }
+        let locations = writer.finish().await.unwrap();
+        let keys = h.keys(&bucket).await;
+        assert!(keys.len() > 1, "small parts: {keys:?}");
+        assert_eq!(
+            locations,
+            keys.iter()
+                .map(|k| format!("s3://{bucket}/{k}"))
+                .collect::<Vec<_>>()
+        );
+        let mut lines = Vec::new();
+        for key in &keys {
+            assert!(
+                key.starts_with("errors/sf/accounts/exec%2F1/error-records-")
+                    && key.ends_with(".jsonl"),
+                "{key}"
+            );
+            let body = h.get(&bucket, key).await;
+            for line in std::str::from_utf8(&body).unwrap().lines() {
+                lines.push(serde_json::from_str::<serde_json::Value>(line).unwrap());
+            }
+        }
+        assert_eq!(lines.len(), 10, "every record stored once");
+        for (id, line) in lines.iter().enumerate() {
+            let expected = rejected(id as i64);
+            assert_eq!(line["record"], serde_json::Value::Object(expected.record));
+            assert_eq!(line["errorMessage"], json!(expected.message));
+            assert_eq!(line["errorCode"], json!(expected.code));
+        }
+        // A second finish writes nothing new.
+        assert_eq!(writer.finish().await.unwrap(), locations);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn error_location_in_a_missing_bucket_fails_with_the_key() {
+    let h = Harness::local();
+    let location = ErrorLocation {
+        bucket: "no-such-bucket".to_owned(),
+        prefix: String::new(),
+        flow_name: "f".to_owned(),
+        execution_id: "e".to_owned(),
+    };
+    let result = h.connector.error_location(&location);
+    let error = match result {
+        Err(error) => error,
+        Ok(sink) => {
+            sink.put(vec![rejected(1)]).await.unwrap();
+            sink.finish().await.unwrap_err()
+        }
+    };
+    assert!(error.message.contains("no-such-bucket"), "{error}");
 }

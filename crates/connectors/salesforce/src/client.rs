@@ -2,14 +2,29 @@
 //! `401 INVALID_SESSION_ID`), retries of `503` and `REQUEST_LIMIT_EXCEEDED` with backoff, the
 //! `Sforce-Limit-Info` header watched, and Salesforce error bodies turned into
 //! [`ConnectorError`]s that quote Salesforce's `errorCode` and message.
+//!
+//! [`Sessions`] keeps one token manager per profile, shared by every run of that profile, so
+//! concurrent runs never renew twice. Tokens it obtains or renews are written back to the
+//! profile through the settings' [`CredentialsStore`]; a profile loaded again with exactly those
+//! credentials keeps its manager, while credentials replaced by the user start a new one.
 
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex as StdMutex};
 
+use async_trait::async_trait;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
-use sluice_connector_api::{ConnectorError, ConnectorErrorKind};
-use sluice_connector_http_util::{HttpClient, HttpResponse, OAuth2Error, TokenManager};
+use sluice_connector_api::{
+    ConnectorError, ConnectorErrorKind, CredentialsStore, PreparedProfile, Profile,
+};
+use sluice_connector_http_util::{
+    HttpClient, HttpResponse, OAuth2Client, OAuth2Error, TokenManager, TokenSet, TokenStore,
+};
+use sluice_types::Sensitive;
+
+use crate::config::{ProfileConfig, SalesforceSettings, stored_properties};
 
 /// Usage above this share of the org's daily API limit is logged.
 const LIMIT_WARNING_SHARE: f64 = 0.9;
@@ -19,19 +34,42 @@ const LIMIT_WARNING_SHARE: f64 = 0.9;
 pub struct Session {
     http: HttpClient,
     tokens: Arc<TokenManager>,
+    profile: String,
     instance_url: String,
     api_version: String,
     api_usage: AtomicU64,
 }
 
-/// Maps an OAuth failure to the connector error the server reports.
-pub fn oauth_error(error: OAuth2Error) -> ConnectorError {
-    let kind = if error.is_authentication() {
-        ConnectorErrorKind::Authentication
-    } else {
-        ConnectorErrorKind::Unavailable
-    };
-    ConnectorError::new(kind, format!("Salesforce: {error}"))
+/// Maps an OAuth failure of profile `profile` to the connector error the server reports. A
+/// refused refresh token tells the user to authorise the profile again.
+pub fn oauth_error(profile: &str, error: OAuth2Error) -> ConnectorError {
+    match error {
+        OAuth2Error::Revoked { description } => ConnectorError::new(
+            ConnectorErrorKind::Authentication,
+            format!(
+                "Salesforce refused the refresh token of connector profile {profile} \
+                 ({description}); re-authorise the connector profile {profile}: call \
+                 UpdateConnectorProfile with a new oAuthRequest (authCode and redirectUri) or \
+                 new tokens"
+            ),
+        ),
+        OAuth2Error::CannotRenew => ConnectorError::new(
+            ConnectorErrorKind::Authentication,
+            format!(
+                "the access token of connector profile {profile} expired and the profile has \
+                 no refresh token or other grant to renew it; re-authorise the connector \
+                 profile {profile}"
+            ),
+        ),
+        other => {
+            let kind = if other.is_authentication() {
+                ConnectorErrorKind::Authentication
+            } else {
+                ConnectorErrorKind::Unavailable
+            };
+            ConnectorError::new(kind, format!("connector profile {profile}: {other}"))
+        }
+    }
 }
 
 fn is_limit_exceeded(response: &HttpResponse) -> bool {
@@ -65,20 +103,27 @@ pub fn error_text(response: &HttpResponse) -> String {
 }
 
 impl Session {
-    /// A session against `instance_url`.
+    /// A session of profile `profile` against `instance_url`.
     pub fn new(
         http: HttpClient,
         tokens: Arc<TokenManager>,
+        profile: String,
         instance_url: String,
         api_version: String,
     ) -> Self {
         Self {
             http,
             tokens,
+            profile,
             instance_url,
             api_version,
             api_usage: AtomicU64::new(0),
         }
+    }
+
+    /// The connector profile this session authenticates as.
+    pub fn profile(&self) -> &str {
+        &self.profile
     }
 
     /// `https://instance/services/data/vXX.X/` + `path`; absolute API paths
@@ -108,8 +153,35 @@ impl Session {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<HttpResponse, ConnectorError> {
+        self.call_with(what, method, path, query, |request| {
+            let request = request.header("accept", "application/json");
+            match body {
+                Some(body) => request.json(body),
+                None => request,
+            }
+        })
+        .await
+    }
+
+    /// `call` with the body and content headers set by `shape` (applied to every attempt), for
+    /// the APIs that exchange CSV rather than JSON, such as Bulk API 2.0.
+    pub async fn call_with<F>(
+        &self,
+        what: &str,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        shape: F,
+    ) -> Result<HttpResponse, ConnectorError>
+    where
+        F: Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    {
         let url = self.url(path);
-        let mut token = self.tokens.access_token().await.map_err(oauth_error)?;
+        let mut token = self
+            .tokens
+            .access_token()
+            .await
+            .map_err(|error| oauth_error(&self.profile, error))?;
         let mut renewed = false;
         loop {
             let bearer = token.expose().clone();
@@ -118,17 +190,11 @@ impl Session {
                 .send(
                     what,
                     |client| {
-                        let mut request = client
-                            .request(method.clone(), &url)
-                            .bearer_auth(&bearer)
-                            .header("accept", "application/json");
+                        let mut request = client.request(method.clone(), &url).bearer_auth(&bearer);
                         if !query.is_empty() {
                             request = request.query(query);
                         }
-                        if let Some(body) = body {
-                            request = request.json(body);
-                        }
-                        request
+                        shape(request)
                     },
                     is_limit_exceeded,
                 )
@@ -141,14 +207,14 @@ impl Session {
                     .tokens
                     .refresh_after_unauthorized(&token)
                     .await
-                    .map_err(oauth_error)?;
+                    .map_err(|error| oauth_error(&self.profile, error))?;
                 renewed = true;
                 continue;
             }
             if response.status.is_success() {
                 return Ok(response);
             }
-            return Err(api_error(what, &response));
+            return Err(api_error(what, &self.profile, &response));
         }
     }
 
@@ -199,7 +265,7 @@ impl Session {
     }
 }
 
-fn api_error(what: &str, response: &HttpResponse) -> ConnectorError {
+fn api_error(what: &str, profile: &str, response: &HttpResponse) -> ConnectorError {
     let text = error_text(response);
     let kind = match response.status.as_u16() {
         401 => ConnectorErrorKind::Authentication,
@@ -211,7 +277,236 @@ fn api_error(what: &str, response: &HttpResponse) -> ConnectorError {
     };
     let mut message = format!("Salesforce {what} failed: {text}");
     if kind == ConnectorErrorKind::Authentication {
-        message.push_str("; re-authorise the connector profile");
+        message.push_str(&format!("; re-authorise the connector profile {profile}"));
     }
     ConnectorError::new(kind, message)
+}
+
+/// Identifies a profile's properties and credentials as loaded, without keeping them.
+fn fingerprint(properties: &Value, credentials: &Value) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    properties.to_string().hash(&mut hasher);
+    credentials.to_string().hash(&mut hasher);
+    hasher.finish()
+}
+
+/// One profile's token manager and the credential versions it stands for: the ones it was
+/// built from and every version it wrote back since.
+#[derive(Debug)]
+struct Cached {
+    manager: Arc<TokenManager>,
+    versions: Arc<StdMutex<HashSet<u64>>>,
+    instance_url: Option<String>,
+}
+
+/// Token managers per profile, shared by all runs, and the sessions built on them.
+#[derive(Debug)]
+pub struct Sessions {
+    settings: SalesforceSettings,
+    http: HttpClient,
+    /// Profile name to its slot; the slot's async lock makes building a manager (which may
+    /// exchange a grant) single-flight per profile without holding up other profiles.
+    slots: StdMutex<HashMap<String, Arc<tokio::sync::Mutex<Option<Cached>>>>>,
+}
+
+impl Sessions {
+    /// Sessions for `settings`, sending through `http`.
+    pub fn new(settings: SalesforceSettings, http: HttpClient) -> Self {
+        Self {
+            settings,
+            http,
+            slots: StdMutex::new(HashMap::new()),
+        }
+    }
+
+    fn oauth_client(&self, sandbox: bool) -> OAuth2Client {
+        OAuth2Client::new(
+            self.http.clone(),
+            self.settings.token_url(sandbox),
+            self.settings.client_id.clone(),
+            self.settings.client_secret.clone(),
+        )
+    }
+
+    fn slot(&self, profile: &str) -> Arc<tokio::sync::Mutex<Option<Cached>>> {
+        let mut slots = self
+            .slots
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        slots.entry(profile.to_owned()).or_default().clone()
+    }
+
+    /// A session for `profile`, reusing the profile's token manager while its credentials are
+    /// the ones the manager knows.
+    ///
+    /// # Errors
+    /// Invalid profile members, a refused or failed initial grant, no instance URL.
+    pub async fn session(&self, profile: &Profile) -> Result<Arc<Session>, ConnectorError> {
+        let version = fingerprint(&profile.properties, profile.credentials.expose());
+        let slot = self.slot(&profile.name);
+        let mut cached = slot.lock().await;
+        let current = cached.as_ref().filter(|c| {
+            c.versions
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(&version)
+        });
+        let (manager, configured_url) = match current {
+            Some(c) => (c.manager.clone(), c.instance_url.clone()),
+            None => {
+                let built = self.build(profile, version).await?;
+                let pair = (built.manager.clone(), built.instance_url.clone());
+                *cached = Some(built);
+                pair
+            }
+        };
+        drop(cached);
+        let instance_url = manager
+            .tokens()
+            .await
+            .instance_url
+            .or(configured_url)
+            .ok_or_else(|| no_instance_url(&profile.name))?;
+        Ok(Arc::new(Session::new(
+            self.http.clone(),
+            manager,
+            profile.name.clone(),
+            instance_url.trim_end_matches('/').to_owned(),
+            self.settings.api_version.clone(),
+        )))
+    }
+
+    async fn build(&self, profile: &Profile, version: u64) -> Result<Cached, ConnectorError> {
+        let config = ProfileConfig::from_profile(profile, &self.settings)?;
+        let oauth = self.oauth_client(config.sandbox);
+        let versions = Arc::new(StdMutex::new(HashSet::from([version])));
+        let store = Arc::new(WriteBack {
+            profile: profile.name.clone(),
+            properties: profile.properties.clone(),
+            config: config.clone(),
+            stored: tokio::sync::Mutex::new(profile.credentials.clone()),
+            versions: versions.clone(),
+            target: self.settings.credentials_store.clone(),
+        });
+        let mut tokens = config.tokens.clone();
+        if let Some(grant) = &config.initial_grant {
+            let fresh = oauth
+                .exchange(grant, chrono::Utc::now())
+                .await
+                .map_err(|error| oauth_error(&profile.name, error))?;
+            tokens = TokenSet {
+                refresh_token: fresh.refresh_token.clone().or(tokens.refresh_token),
+                ..fresh
+            };
+            tracing::info!(profile = %profile.name, grant_type = grant.grant_type(), "obtained a Salesforce access token");
+            if let Err(error) = store.save(&tokens).await {
+                tracing::warn!(profile = %profile.name, %error, "could not store the Salesforce tokens");
+            }
+        }
+        let manager = TokenManager::new(oauth, tokens, config.renewal.clone()).with_store(store);
+        Ok(Cached {
+            manager: Arc::new(manager),
+            versions,
+            instance_url: config.instance_url,
+        })
+    }
+
+    /// What to store for a profile sent to `CreateConnectorProfile`/`UpdateConnectorProfile`:
+    /// one-time grants exchanged for tokens, the tokens checked with a call to the org, and
+    /// `instanceUrl` filled in from the token response when it was left out.
+    ///
+    /// # Errors
+    /// An authentication error quoting Salesforce's reason when the exchange or the check is
+    /// refused; invalid profile members.
+    pub async fn prepare(&self, profile: &Profile) -> Result<PreparedProfile, ConnectorError> {
+        let config = ProfileConfig::from_profile(profile, &self.settings)?;
+        if config.names_client_credentials_secret {
+            tracing::warn!(
+                profile = %profile.name,
+                "clientCredentialsArn names an AWS Secrets Manager secret, which Sluice does not \
+                 read: token exchanges use the connected app of SLUICE_SALESFORCE_CLIENT_ID"
+            );
+        }
+        let oauth = self.oauth_client(config.sandbox);
+        let mut tokens = config.tokens.clone();
+        if let Some(grant) = &config.initial_grant {
+            let fresh = oauth
+                .exchange(grant, chrono::Utc::now())
+                .await
+                .map_err(|error| oauth_error(&profile.name, error))?;
+            tokens = TokenSet {
+                refresh_token: fresh.refresh_token.clone().or(tokens.refresh_token),
+                ..fresh
+            };
+        }
+        let exchanged_url = tokens.instance_url.clone();
+        let instance_url = exchanged_url
+            .clone()
+            .or(config.instance_url.clone())
+            .ok_or_else(|| no_instance_url(&profile.name))?;
+        // Not stored yet, so nothing is written back: renewed tokens are returned instead.
+        let manager = Arc::new(TokenManager::new(oauth, tokens, config.renewal.clone()));
+        let session = Session::new(
+            self.http.clone(),
+            manager.clone(),
+            profile.name.clone(),
+            instance_url.trim_end_matches('/').to_owned(),
+            self.settings.api_version.clone(),
+        );
+        session
+            .call("credential check", Method::GET, "sobjects", &[], None)
+            .await?;
+        let tokens = manager.tokens().await;
+        Ok(PreparedProfile {
+            properties: stored_properties(&profile.properties, exchanged_url.as_deref()),
+            credentials: config.stored_credentials(&tokens),
+        })
+    }
+}
+
+fn no_instance_url(profile: &str) -> ConnectorError {
+    ConnectorError::invalid_config(format!(
+        "connector profile {profile}: instanceUrl is required (the token response named none)"
+    ))
+}
+
+/// Writes a manager's tokens back to its profile.
+#[derive(Debug)]
+struct WriteBack {
+    profile: String,
+    properties: Value,
+    config: ProfileConfig,
+    /// The credentials as stored now, for the compare-and-swap.
+    stored: tokio::sync::Mutex<Sensitive<Value>>,
+    versions: Arc<StdMutex<HashSet<u64>>>,
+    target: Option<Arc<dyn CredentialsStore>>,
+}
+
+#[async_trait]
+impl TokenStore for WriteBack {
+    async fn save(&self, tokens: &TokenSet) -> Result<(), String> {
+        let Some(target) = &self.target else {
+            return Ok(());
+        };
+        let next = self.config.stored_credentials(tokens);
+        let mut stored = self.stored.lock().await;
+        let written = target
+            .replace_credentials(&self.profile, &stored, &next)
+            .await
+            .map_err(|error| error.message)?;
+        if !written {
+            return Err(format!(
+                "connector profile {} was updated or deleted meanwhile; the renewed tokens \
+                 serve this run only",
+                self.profile
+            ));
+        }
+        self.versions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(fingerprint(&self.properties, next.expose()));
+        *stored = next;
+        tracing::info!(profile = %self.profile, "stored the renewed Salesforce tokens in the connector profile");
+        Ok(())
+    }
 }

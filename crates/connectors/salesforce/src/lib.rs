@@ -1,22 +1,28 @@
 //! Salesforce source and destination connector.
 //!
 //! - **Profiles** ([`config`]): AppFlow's `Salesforce` profile properties and credentials.
-//!   Access tokens come from an authorization code (with PKCE), a refresh token, a JWT bearer
-//!   assertion or client credentials, exchanged at the configurable login host
-//!   ([`SalesforceSettings`]); they are renewed on `401` by one shared
+//!   Access tokens come from an authorization code (exchanged once, at profile creation), a
+//!   refresh token, a JWT bearer assertion (given, or signed by Sluice with the connected app's
+//!   key) or client credentials, at the configurable login host ([`SalesforceSettings`]); they
+//!   are renewed on `401` by one shared
 //!   [`TokenManager`](sluice_connector_http_util::TokenManager) per profile, so concurrent runs
-//!   never renew twice, and reported to the settings' token store.
-//! - **Source** ([`source`]): SOQL over REST (`query`/`queryAll`) with the projection as the
-//!   field list, the incremental window and pushable filters as the `WHERE` clause, and the
-//!   result followed through `nextRecordsUrl`. Without a projection (`Map_all`), every field the
-//!   object has at run time is read, so fields added in Salesforce appear by themselves.
-//! - **Destination** ([`sink`]): INSERT, UPSERT, UPDATE and DELETE through sObject Collections,
-//!   200 records per call, with per-record results counted as put failures.
+//!   never renew twice, and written back to the profile through the settings'
+//!   [`CredentialsStore`](sluice_connector_api::CredentialsStore).
+//! - **Source** ([`source`], [`bulk`]): a SOQL query with the projection as the field list and
+//!   the incremental window and pushable filters as the `WHERE` clause, read over REST
+//!   (`query`/`queryAll`, following `nextRecordsUrl`) or as a Bulk API 2.0 query job (CSV pages
+//!   by locator). `dataTransferApi` `REST_SYNC` and `BULKV2` force one; `AUTOMATIC` (the
+//!   default) counts the records first (`SELECT COUNT()` with the same `WHERE`) and uses Bulk
+//!   API 2.0 from [`SOURCE_BULK_THRESHOLD`] records on, as AppFlow does. Without a projection
+//!   (`Map_all`), every field the object has at run time is read, so fields added in Salesforce
+//!   appear by themselves.
+//! - **Destination** ([`sink`]): INSERT, UPSERT, UPDATE and DELETE through sObject Collections
+//!   (200 records per call) below [`bulk::DESTINATION_BULK_THRESHOLD`] records and Bulk API 2.0
+//!   ingest jobs at or above it; rejected records are counted as put failures and handed to
+//!   the run's error location with Salesforce's error code and message.
 //! - **Metadata**: `ListConnectorEntities` and `DescribeConnectorEntity` from the describe API.
-//!
-//! Bulk API 2.0 is not implemented: `dataTransferApi: BULKV2` is refused with a clear error and
-//! `AUTOMATIC` uses REST at every size.
 
+pub mod bulk;
 mod client;
 pub mod config;
 pub mod sink;
@@ -25,21 +31,20 @@ pub mod source;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use sluice_api_model as model;
 use sluice_connector_api::{
     BatchStream, Connector, ConnectorError, DestinationWriter, EntityContext, EntityListing,
-    Profile, ReadRequest, WriteRequest,
+    PreparedProfile, Profile, ReadRequest, WriteRequest,
 };
-use sluice_connector_http_util::{HttpClient, OAuth2Client, TokenManager};
+use sluice_connector_http_util::HttpClient;
 
-use crate::client::{Session, oauth_error};
+use crate::bulk::{BulkQuery, BulkSettings};
+use crate::client::{Session, Sessions};
 pub use crate::config::SalesforceSettings;
-use crate::config::{ProfileConfig, TransferApi, transfer_api};
+use crate::config::{TransferApi, transfer_api};
 use crate::sink::{SalesforceWriter, SinkSettings};
 
 /// `connectorEntityMap` group of the object list.
@@ -51,17 +56,10 @@ pub const SOURCE_BULK_THRESHOLD: u64 = 1_000_000;
 /// The Salesforce connector.
 #[derive(Debug)]
 pub struct SalesforceConnector {
-    settings: SalesforceSettings,
-    http: HttpClient,
-    /// One token manager per profile and credential set, shared by concurrent runs.
-    managers: Mutex<HashMap<(String, u64), Arc<TokenManager>>>,
-}
-
-fn credential_fingerprint(profile: &Profile) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    profile.credentials.expose().to_string().hash(&mut hasher);
-    profile.properties.to_string().hash(&mut hasher);
-    hasher.finish()
+    /// One token manager per profile, shared by concurrent runs.
+    sessions: Sessions,
+    /// When and how Bulk API 2.0 is used.
+    bulk: BulkSettings,
 }
 
 impl SalesforceConnector {
@@ -70,10 +68,16 @@ impl SalesforceConnector {
         let http = HttpClient::new(settings.retry.clone())
             .map_err(|error| ConnectorError::internal(error.to_string()))?;
         Ok(Self {
-            settings,
-            http,
-            managers: Mutex::new(HashMap::new()),
+            sessions: Sessions::new(settings, http),
+            bulk: BulkSettings::default(),
         })
+    }
+
+    /// Replaces the Bulk API 2.0 settings (thresholds, page size, polling, upload size).
+    #[must_use]
+    pub fn with_bulk_settings(mut self, bulk: BulkSettings) -> Self {
+        self.bulk = bulk;
+        self
     }
 
     fn profile<'a>(&self, profile: Option<&'a Profile>) -> Result<&'a Profile, ConnectorError> {
@@ -85,69 +89,7 @@ impl SalesforceConnector {
     }
 
     async fn session(&self, profile: &Profile) -> Result<Arc<Session>, ConnectorError> {
-        let config = ProfileConfig::from_profile(profile)?;
-        let key = (profile.name.clone(), credential_fingerprint(profile));
-        let existing = self
-            .managers
-            .lock()
-            .map_err(|_| ConnectorError::internal("Salesforce token cache is poisoned"))?
-            .get(&key)
-            .cloned();
-        let manager = match existing {
-            Some(manager) => manager,
-            None => {
-                let oauth = OAuth2Client::new(
-                    self.http.clone(),
-                    self.settings.token_url(config.sandbox),
-                    self.settings.client_id.clone(),
-                    self.settings.client_secret.clone(),
-                );
-                let mut tokens = config.tokens.clone();
-                if let Some(grant) = &config.initial_grant {
-                    let fresh = oauth
-                        .exchange(grant, chrono::Utc::now())
-                        .await
-                        .map_err(oauth_error)?;
-                    tokens = sluice_connector_http_util::TokenSet {
-                        refresh_token: fresh.refresh_token.clone().or(tokens.refresh_token),
-                        ..fresh
-                    };
-                    if let Some(store) = &self.settings.token_store
-                        && let Err(error) = store.save(&tokens).await
-                    {
-                        tracing::warn!(profile = %profile.name, %error, "could not persist Salesforce tokens");
-                    }
-                }
-                let mut manager = TokenManager::new(oauth, tokens, config.renewal.clone());
-                if let Some(store) = &self.settings.token_store {
-                    manager = manager.with_store(store.clone());
-                }
-                let manager = Arc::new(manager);
-                let mut cache = self
-                    .managers
-                    .lock()
-                    .map_err(|_| ConnectorError::internal("Salesforce token cache is poisoned"))?;
-                // Another run may have raced us here; keep the first manager.
-                cache.entry(key).or_insert(manager).clone()
-            }
-        };
-        let instance_url = manager
-            .tokens()
-            .await
-            .instance_url
-            .or(config.instance_url)
-            .ok_or_else(|| {
-                ConnectorError::invalid_config(format!(
-                    "connector profile {}: instanceUrl is required",
-                    profile.name
-                ))
-            })?;
-        Ok(Arc::new(Session::new(
-            self.http.clone(),
-            manager,
-            instance_url.trim_end_matches('/').to_owned(),
-            self.settings.api_version.clone(),
-        )))
+        self.sessions.session(profile).await
     }
 }
 
@@ -171,8 +113,8 @@ impl Connector for SalesforceConnector {
             connector_type: Some(model::ConnectorType::Salesforce),
             connector_name: Some("Salesforce".to_owned()),
             connector_description: Some(
-                "Reads Salesforce objects with SOQL over REST and writes them through sObject \
-                 Collections"
+                "Reads Salesforce objects with SOQL over REST or Bulk API 2.0 and writes them \
+                 through sObject Collections or Bulk API 2.0"
                     .to_owned(),
             ),
             connector_owner: Some("Sluice".to_owned()),
@@ -181,6 +123,7 @@ impl Connector for SalesforceConnector {
                 salesforce: Some(model::SalesforceMetadata {
                     data_transfer_apis: Some(vec![
                         model::SalesforceDataTransferApi::Automatic,
+                        model::SalesforceDataTransferApi::Bulkv2,
                         model::SalesforceDataTransferApi::RestSync,
                     ]),
                     o_auth_scopes: Some(vec!["api".to_owned(), "refresh_token".to_owned()]),
@@ -216,17 +159,11 @@ impl Connector for SalesforceConnector {
     }
 
     async fn validate_profile(&self, profile: &Profile) -> Result<(), ConnectorError> {
-        let session = self.session(profile).await?;
-        session
-            .json(
-                "credential check",
-                reqwest::Method::GET,
-                "sobjects",
-                &[],
-                None,
-            )
-            .await
-            .map(|_| ())
+        self.sessions.prepare(profile).await.map(|_| ())
+    }
+
+    async fn prepare_profile(&self, profile: &Profile) -> Result<PreparedProfile, ConnectorError> {
+        self.sessions.prepare(profile).await
     }
 
     async fn list_entities(&self, ctx: &EntityContext) -> Result<EntityListing, ConnectorError> {
@@ -334,12 +271,6 @@ impl Connector for SalesforceConnector {
             .ok_or_else(|| {
                 ConnectorError::invalid_config("the source has no Salesforce properties")
             })?;
-        if transfer_api(props.data_transfer_api, 0, SOURCE_BULK_THRESHOLD) == TransferApi::Bulk {
-            return Err(ConnectorError::unsupported(
-                "dataTransferApi BULKV2 is not supported yet for Salesforce sources; use \
-                 AUTOMATIC or REST_SYNC",
-            ));
-        }
         let session = self
             .session(self.profile(request.profile.as_ref())?)
             .await?;
@@ -352,12 +283,34 @@ impl Connector for SalesforceConnector {
             request.window.as_ref(),
             props.include_deleted_records.unwrap_or(false),
         )?;
-        tracing::info!(flow = %request.flow_name, object = %props.object, fields = plan.fields.len(), "reading Salesforce");
-        Ok(source::stream_query(
+        let choice = props.data_transfer_api;
+        // AppFlow's AUTOMATIC rule needs the size of the result, so it is counted first.
+        let records = match choice {
+            Some(model::SalesforceDataTransferApi::Bulkv2)
+            | Some(model::SalesforceDataTransferApi::RestSync) => None,
+            _ => Some(source::count(&session, &plan).await?),
+        };
+        let api = transfer_api(choice, records.unwrap_or(0), self.bulk.source_threshold);
+        tracing::info!(
+            flow = %request.flow_name,
+            object = %props.object,
+            fields = plan.fields.len(),
+            records,
+            api = if api == TransferApi::Bulk { "Bulk API 2.0" } else { "REST" },
+            "reading Salesforce"
+        );
+        if api == TransferApi::Rest {
+            return Ok(source::stream_query(session, plan, request.stats.clone()));
+        }
+        let query = BulkQuery::from_plan(&plan)?;
+        let job = bulk::start_query(&session, &query).await?;
+        Ok(bulk::stream_query(
             session,
-            props.object,
-            plan,
+            query,
+            job,
+            self.bulk.clone(),
             request.stats.clone(),
+            request.batch_rows,
         ))
     }
 
@@ -373,12 +326,6 @@ impl Connector for SalesforceConnector {
             .ok_or_else(|| {
                 ConnectorError::invalid_config("the destination has no Salesforce properties")
             })?;
-        if props.data_transfer_api == Some(model::SalesforceDataTransferApi::Bulkv2) {
-            return Err(ConnectorError::unsupported(
-                "dataTransferApi BULKV2 is not supported yet for Salesforce destinations; use \
-                 AUTOMATIC or REST_SYNC",
-            ));
-        }
         let operation = props
             .write_operation_type
             .unwrap_or(model::WriteOperationType::Insert);
@@ -407,7 +354,13 @@ impl Connector for SalesforceConnector {
                 .error_handling_config
                 .and_then(|c| c.fail_on_first_destination_error)
                 .unwrap_or(false),
+            api: props.data_transfer_api,
+            bulk: self.bulk.clone(),
         };
-        Ok(Box::new(SalesforceWriter::new(session, settings)))
+        Ok(Box::new(SalesforceWriter::new(
+            session,
+            settings,
+            request.rejected.clone(),
+        )))
     }
 }

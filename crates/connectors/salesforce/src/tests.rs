@@ -11,15 +11,15 @@ use futures::TryStreamExt;
 use serde_json::{Map, Value, json};
 use sluice_api_model as model;
 use sluice_connector_api::{
-    Connector, ConnectorErrorKind, EntityContext, IncrementalWindow, Profile, PushdownFilter,
-    ReadRequest, ReadStats, WriteRequest,
+    CollectRejected, Connector, ConnectorErrorKind, EntityContext, IncrementalWindow, Profile,
+    PushdownFilter, ReadRequest, ReadStats, WriteRequest,
 };
 use sluice_connector_http_util::RetryConfig;
 use sluice_fake_salesforce::{FakeSalesforce, Fault, FieldDef};
 use sluice_types::Sensitive;
 
 use super::*;
-use crate::source::{SfField, plan_query, records_to_batch};
+use crate::source::{SfField, decode_rest_page, plan_query};
 
 const CLIENT_ID: &str = "sluice-app";
 const CLIENT_SECRET: &str = "app-secret-value";
@@ -40,6 +40,7 @@ fn connector(fake: &FakeSalesforce) -> SalesforceConnector {
         ..SalesforceSettings::default()
     })
     .unwrap()
+    .with_bulk_settings(BulkSettings::fast())
 }
 
 fn profile(fake: &FakeSalesforce, credentials: Value) -> Profile {
@@ -410,17 +411,19 @@ async fn new_fields_appear_with_map_all_and_bad_projections_are_named() {
         .unwrap();
     assert_eq!(error.kind, ConnectorErrorKind::InvalidConfig);
     assert!(error.message.contains("Missing__c"), "{error}");
-    let bulk = connector
-        .read(read_request(
+    // Bulk API 2.0 picks the new field up the same way.
+    let bulk = read_all(
+        &connector,
+        read_request(
             &profile,
             json!({"object": "Account", "dataTransferApi": "BULKV2"}),
             None,
             None,
-        ))
-        .await
-        .err()
-        .unwrap();
-    assert_eq!(bulk.kind, ConnectorErrorKind::Unsupported);
+        ),
+    )
+    .await;
+    assert!(bulk[0].column_by_name("Tier__c").is_some());
+    assert_eq!(names(&bulk), ["Ünïcode 'quoted'"]);
 }
 
 fn described() -> Vec<SfField> {
@@ -487,47 +490,76 @@ fn soql_from_projection_filters_and_window() {
     assert_eq!(parsed.fields, ["Id", "Name"]);
 }
 
+/// One REST query page holding `records`.
+fn rest_page(records: Value) -> Vec<u8> {
+    json!({"totalSize": 99, "done": false, "nextRecordsUrl": "/services/data/v58.0/query/c-2",
+           "records": records})
+    .to_string()
+    .into_bytes()
+}
+
 #[test]
 fn malformed_records_name_the_field_and_record() {
     let fields = described();
-    let ok = records_to_batch(
-        "Account",
-        &fields,
-        &[
-            json!({"Id": "001A", "Name": null, "NumberOfEmployees": 3, "LastModifiedDate": "2025-03-01T09:00:00.000+0000"}),
-            json!({"Id": "001B"}),
-        ],
-    )
+    let schema = crate::source::schema_of(&fields);
+    let decode =
+        |records: Value| decode_rest_page("Account", &fields, &schema, &rest_page(records));
+    let ok = decode(json!([
+        {"attributes": {"type": "Account"}, "Id": "001A", "Name": null, "NumberOfEmployees": 3,
+         "LastModifiedDate": "2025-03-01T09:00:00.000+0000", "Unselected__c": {"nested": [1]}},
+        {"Id": "001B"},
+        // Salesforce sends whole doubles in int fields now and then.
+        {"NumberOfEmployees": 4.0, "Name": "Ünïcode \"q\"", "Id": "001C"},
+    ]))
     .unwrap();
-    assert_eq!(ok.num_rows(), 2);
-    assert!(ok.column(1).is_null(0));
-    assert_eq!(ok.column(2).as_primitive::<Int64Type>().value(0), 3);
-    let error = records_to_batch(
-        "Account",
-        &fields,
-        &[json!({"Id": "001C", "NumberOfEmployees": "many"})],
-    )
-    .unwrap_err();
+    assert_eq!((ok.total_size, ok.done), (Some(99), false));
+    assert_eq!(ok.next.as_deref(), Some("/services/data/v58.0/query/c-2"));
+    let batch = ok.batch;
+    assert_eq!(batch.num_rows(), 3);
+    assert!(batch.column(1).is_null(0));
+    assert_eq!(batch.column(2).as_primitive::<Int64Type>().value(0), 3);
+    assert!(batch.column(2).is_null(1));
+    assert_eq!(batch.column(2).as_primitive::<Int64Type>().value(2), 4);
+    assert_eq!(batch.column(1).as_string::<i32>().value(2), "Ünïcode \"q\"");
+    assert_eq!(
+        batch
+            .column(3)
+            .as_primitive::<TimestampMillisecondType>()
+            .value(0),
+        at(9).timestamp_millis()
+    );
+    let error = decode(json!([{"NumberOfEmployees": "many", "Id": "001C"}])).unwrap_err();
     assert!(
         error.message.contains("001C") && error.message.contains("NumberOfEmployees"),
         "{error}"
     );
-    let error = records_to_batch(
-        "Account",
-        &fields,
-        &[json!({"Id": "001D", "LastModifiedDate": "yesterday"})],
-    )
-    .unwrap_err();
+    let error = decode(json!([{"Id": "001D", "LastModifiedDate": "yesterday"}])).unwrap_err();
     assert!(error.message.contains("LastModifiedDate"), "{error}");
-    let overflow = records_to_batch(
-        "Account",
-        &fields,
-        &[json!({"Id": "001E", "NumberOfEmployees": 1e300})],
+    let error = decode(json!([{}, {"NumberOfEmployees": 1e300}])).unwrap_err();
+    assert!(
+        error.message.contains("record number 2 of the page"),
+        "{error}"
     );
-    assert!(overflow.is_err());
+    let error = decode(json!([{"Name": {"nested": true}, "NumberOfEmployees": true}])).unwrap_err();
+    assert!(error.message.contains("NumberOfEmployees (int)"), "{error}");
+    assert!(decode_rest_page("Account", &fields, &schema, b"{\"records\": [").is_err());
+    assert!(decode_rest_page("Account", &fields, &schema, b"[]").is_err());
 }
 
 fn write_request(profile: &Profile, destination: Value) -> WriteRequest {
+    write_request_to(
+        profile,
+        destination,
+        Arc::new(sluice_connector_api::NoErrorLocation),
+    )
+}
+
+/// A write request whose rejected records go to `rejected`.
+fn write_request_to(
+    profile: &Profile,
+    destination: Value,
+    rejected: Arc<dyn sluice_connector_api::RejectedRecordSink>,
+) -> WriteRequest {
     WriteRequest {
         flow_name: "write-back".into(),
         execution_id: "exec-2".into(),
@@ -541,6 +573,7 @@ fn write_request(profile: &Profile, destination: Value) -> WriteRequest {
         schema_version: 1,
         run_started_at: Utc::now(),
         partition_keys: Vec::new(),
+        rejected,
     }
 }
 
@@ -582,12 +615,17 @@ async fn upsert_write_back_counts_rejected_records() {
         "idFieldNames": ["External_Id__c"],
         "errorHandlingConfig": {"failOnFirstDestinationError": false},
     });
+    let rejected = Arc::new(CollectRejected::default());
     let mut writer = connector
-        .open_writer(write_request(&profile, destination.clone()))
+        .open_writer(write_request_to(
+            &profile,
+            destination.clone(),
+            rejected.clone(),
+        ))
         .await
         .unwrap();
-    // 450 records: three collection calls; one update, new inserts, and two rejected rows
-    // (a missing Name on insert, a name longer than 255 characters).
+    // 450 records, below the Bulk threshold: three collection calls; one update, new inserts,
+    // and two rejected rows (a missing Name on insert, a name longer than 255 characters).
     let long = "x".repeat(300);
     let mut rows: Vec<(Option<String>, String, Option<i64>)> =
         vec![(Some("Renamed".into()), "ext-1".into(), Some(7))];
@@ -606,6 +644,18 @@ async fn upsert_write_back_counts_rejected_records() {
     let summary = writer.commit().await.unwrap();
     assert_eq!(summary.records_written, 448);
     assert_eq!(summary.put_failures, 2);
+    let stats = fake.stats();
+    assert_eq!((stats.collection_calls, stats.bulk_ingest_jobs), (3, 0));
+    // Both rejected records reach the error location with Salesforce's code and message.
+    let mut handed = rejected.records();
+    handed.sort_by(|a, b| a.code.cmp(&b.code));
+    assert_eq!(handed.len(), 2);
+    assert_eq!(handed[0].code.as_deref(), Some("REQUIRED_FIELD_MISSING"));
+    assert_eq!(handed[0].record["External_Id__c"], "ext-no-name");
+    assert!(handed[0].record.get("Name").is_none(), "nulls are not sent");
+    assert!(handed[0].message.contains("[Name]"), "{:?}", handed[0]);
+    assert_eq!(handed[1].code.as_deref(), Some("STRING_TOO_LONG"));
+    assert_eq!(handed[1].record["Name"], "x".repeat(300));
     let records = fake.records("Account");
     assert_eq!(records.len(), 448);
     let renamed = records
@@ -618,16 +668,24 @@ async fn upsert_write_back_counts_rejected_records() {
     // Stopping at the first error.
     let mut strict = destination.clone();
     strict["errorHandlingConfig"]["failOnFirstDestinationError"] = json!(true);
+    let rejected = Arc::new(CollectRejected::default());
     let mut writer = connector
-        .open_writer(write_request(&profile, strict))
+        .open_writer(write_request_to(&profile, strict, rejected.clone()))
         .await
         .unwrap();
     writer
-        .write(account_batch(&[(None, "ext-bad", None)]))
+        .write(account_batch(&[
+            (None, "ext-bad", None),
+            (None, "ext-bad-too", None),
+        ]))
         .await
         .unwrap();
     let error = writer.commit().await.unwrap_err();
     assert!(error.message.contains("REQUIRED_FIELD_MISSING"), "{error}");
+    // The failing record is handed over before the run stops, and only that one.
+    let handed = rejected.records();
+    assert_eq!(handed.len(), 1);
+    assert_eq!(handed[0].record["External_Id__c"], "ext-bad");
 
     // UPSERT without an external id field is a configuration error.
     let error = connector
@@ -726,4 +784,730 @@ async fn insert_update_and_delete() {
     .unwrap();
     let error = writer.write(missing).await.unwrap_err();
     assert!(error.message.contains("no Id value"), "{error}");
+}
+
+// ---- Bulk API 2.0 ----
+
+fn bulk_connector(fake: &FakeSalesforce, bulk: BulkSettings) -> SalesforceConnector {
+    connector(fake).with_bulk_settings(bulk)
+}
+
+/// Accounts with awkward values: separators, quotes, line breaks, unicode, large doubles,
+/// booleans, dates and nulls.
+fn seed_accounts(fake: &FakeSalesforce, count: usize) -> Vec<String> {
+    fake.insert(
+        "Account",
+        (0..count)
+            .map(|i| {
+                let mut record = json!({
+                    "Name": format!("Acme {i:03}, \"Ünïcode\"\nline two"),
+                    "NumberOfEmployees": i,
+                    "AnnualRevenue": (i as f64) * 1.5e6 + 0.25,
+                    "IsActive__c": i % 2 == 0,
+                    "SLAExpirationDate__c": format!("2024-02-{:02}", i % 28 + 1),
+                    "Industry": "Banking",
+                });
+                if i % 3 == 0 {
+                    record["Phone"] = json!("+1 555 0100");
+                }
+                obj(record)
+            })
+            .collect(),
+    )
+}
+
+fn source_with(api: &str, extra: Value) -> Value {
+    let mut source = json!({"object": "Account", "dataTransferApi": api});
+    if let (Some(source), Some(extra)) = (source.as_object_mut(), extra.as_object()) {
+        source.extend(extra.clone());
+    }
+    source
+}
+
+/// Every row of `batches` as text, keyed by `Id`, to compare reads of different APIs.
+fn rows_by_id(batches: &[RecordBatch]) -> std::collections::BTreeMap<String, Vec<String>> {
+    let options = arrow_cast::display::FormatOptions::new().with_null("<null>");
+    let mut out = std::collections::BTreeMap::new();
+    for batch in batches {
+        // Time zone names need chrono-tz to display; compare the instants instead.
+        let columns: Vec<_> = batch
+            .columns()
+            .iter()
+            .map(|c| match c.data_type() {
+                DataType::Timestamp(..) => Err(c.as_primitive::<TimestampMillisecondType>()),
+                _ => {
+                    Ok(arrow_cast::display::ArrayFormatter::try_new(c.as_ref(), &options).unwrap())
+                }
+            })
+            .collect();
+        let ids = batch.column_by_name("Id").unwrap().as_string::<i32>();
+        for row in 0..batch.num_rows() {
+            let values = columns
+                .iter()
+                .map(|c| match c {
+                    Ok(formatter) => formatter.value(row).to_string(),
+                    Err(instants) if instants.is_null(row) => "<null>".to_owned(),
+                    Err(instants) => instants.value(row).to_string(),
+                })
+                .collect();
+            assert!(
+                out.insert(ids.value(row).to_owned(), values).is_none(),
+                "row {} read twice",
+                ids.value(row)
+            );
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn bulk_query_reads_every_page_with_the_types_rest_gives() {
+    let fake = fake().await;
+    fake.set_bulk_processing_polls(3);
+    seed_accounts(&fake, 23);
+    let connector = bulk_connector(
+        &fake,
+        BulkSettings {
+            page_records: 5,
+            ..BulkSettings::fast()
+        },
+    );
+    let (profile, _) = token_profile(&fake);
+    let mut request = read_request(&profile, source_with("BULKV2", json!({})), None, None);
+    request.batch_rows = 3;
+    let stats = request.stats.clone();
+    let bulk = read_all(&connector, request).await;
+    // 23 records in pages of 5 (5, 5, 5, 5, 3), each cut into batches of at most 3 rows.
+    assert_eq!(
+        bulk.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(),
+        [3, 2, 3, 2, 3, 2, 3, 2, 3]
+    );
+    assert!(stats.bytes_read() > 0);
+    let after_bulk = fake.stats();
+    assert_eq!(after_bulk.bulk_query_jobs, 1);
+    assert_eq!(after_bulk.rest_queries, 0, "BULKV2 does not count first");
+    assert!(fake.bulk_jobs().is_empty(), "the finished job is deleted");
+
+    let rest = read_all(
+        &connector,
+        read_request(&profile, source_with("REST_SYNC", json!({})), None, None),
+    )
+    .await;
+    assert_eq!(bulk[0].schema(), rest[0].schema());
+    let (bulk_rows, rest_rows) = (rows_by_id(&bulk), rows_by_id(&rest));
+    assert_eq!(bulk_rows.len(), 23);
+    assert_eq!(bulk_rows, rest_rows);
+    let any = bulk_rows.values().next().unwrap();
+    assert!(
+        any.iter().any(|v| v.contains("\"Ünïcode\"\nline two")),
+        "{any:?}"
+    );
+}
+
+#[tokio::test]
+async fn bulk_query_all_includes_deleted_records() {
+    let fake = fake().await;
+    let ids = seed_accounts(&fake, 6);
+    assert!(fake.delete("Account", &ids[1]));
+    assert!(fake.delete("Account", &ids[4]));
+    let connector = connector(&fake);
+    let (profile, _) = token_profile(&fake);
+    let projection = ["Id", "Name", "IsDeleted"];
+    let everything = read_all(
+        &connector,
+        read_request(
+            &profile,
+            source_with("BULKV2", json!({"includeDeletedRecords": true})),
+            Some(&projection),
+            None,
+        ),
+    )
+    .await;
+    let deleted: Vec<bool> = everything
+        .iter()
+        .flat_map(|b| {
+            b.column_by_name("IsDeleted")
+                .unwrap()
+                .as_boolean()
+                .iter()
+                .map(|v| v.unwrap())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    assert_eq!(deleted.len(), 6);
+    assert_eq!(deleted.iter().filter(|d| **d).count(), 2);
+    let live = read_all(
+        &connector,
+        read_request(
+            &profile,
+            source_with("BULKV2", json!({})),
+            Some(&projection),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(live.iter().map(RecordBatch::num_rows).sum::<usize>(), 4);
+}
+
+#[tokio::test]
+async fn automatic_counts_with_the_same_where_and_switches_at_the_threshold() {
+    let fake = fake().await;
+    let connector = bulk_connector(
+        &fake,
+        BulkSettings {
+            source_threshold: 10,
+            ..BulkSettings::fast()
+        },
+    );
+    let (profile, _) = token_profile(&fake);
+    fake.set_now(Some(at(8)));
+    seed_accounts(&fake, 5);
+    fake.set_now(Some(at(9) + chrono::Duration::minutes(1)));
+    seed_accounts(&fake, 9);
+    let window = || IncrementalWindow {
+        field: "LastModifiedDate".into(),
+        start: at(9),
+        end: at(10),
+    };
+    let projection = ["Id", "Name"];
+    let read = |source: Value, window: Option<IncrementalWindow>| {
+        read_all(
+            &connector,
+            read_request(&profile, source, Some(&projection), window),
+        )
+    };
+
+    // Nine records in the window: below the threshold, REST (a count, then the query).
+    let rows = read(json!({"object": "Account"}), Some(window())).await;
+    assert_eq!(rows.iter().map(RecordBatch::num_rows).sum::<usize>(), 9);
+    let stats = fake.stats();
+    assert_eq!((stats.rest_queries, stats.bulk_query_jobs), (2, 0));
+
+    // The tenth record in the window reaches the threshold: Bulk API 2.0.
+    seed_accounts(&fake, 1);
+    let rows = read(source_with("AUTOMATIC", json!({})), Some(window())).await;
+    assert_eq!(rows.iter().map(RecordBatch::num_rows).sum::<usize>(), 10);
+    let stats = fake.stats();
+    assert_eq!((stats.rest_queries, stats.bulk_query_jobs), (3, 1));
+
+    // REST_SYNC forces REST at any size, without counting.
+    let rows = read(source_with("REST_SYNC", json!({})), None).await;
+    assert_eq!(rows.iter().map(RecordBatch::num_rows).sum::<usize>(), 15);
+    let stats = fake.stats();
+    assert_eq!((stats.rest_queries, stats.bulk_query_jobs), (4, 1));
+}
+
+#[tokio::test]
+async fn bulk_download_resumes_after_throttling_mid_download() {
+    let fake = fake().await;
+    seed_accounts(&fake, 40);
+    let connector = bulk_connector(
+        &fake,
+        BulkSettings {
+            page_records: 4,
+            ..BulkSettings::fast()
+        },
+    );
+    let (profile, _) = token_profile(&fake);
+    let mut stream = connector
+        .read(read_request(
+            &profile,
+            source_with("BULKV2", json!({})),
+            Some(&["Id"]),
+            None,
+        ))
+        .await
+        .unwrap();
+    let mut batches = vec![stream.try_next().await.unwrap().unwrap()];
+    // The next page requests meet a 503 and REQUEST_LIMIT_EXCEEDED; each is retried where it
+    // stopped.
+    fake.inject([
+        Fault::Unavailable {
+            retry_after: Some(0),
+        },
+        Fault::RequestLimitExceeded,
+        Fault::Unavailable { retry_after: None },
+    ]);
+    while let Some(batch) = stream.try_next().await.unwrap() {
+        batches.push(batch);
+    }
+    let ids = rows_by_id(&batches);
+    assert_eq!(
+        ids.len(),
+        40,
+        "every record once (rows_by_id refuses duplicates)"
+    );
+    assert_eq!(fake.stats().faults_served, 3);
+}
+
+#[tokio::test]
+async fn expired_token_during_a_bulk_download_is_renewed() {
+    let fake = fake().await;
+    seed_accounts(&fake, 30);
+    let connector = bulk_connector(
+        &fake,
+        BulkSettings {
+            page_records: 4,
+            ..BulkSettings::fast()
+        },
+    );
+    let (profile, _) = token_profile(&fake);
+    let mut stream = connector
+        .read(read_request(
+            &profile,
+            source_with("BULKV2", json!({})),
+            Some(&["Id"]),
+            None,
+        ))
+        .await
+        .unwrap();
+    let mut batches = vec![stream.try_next().await.unwrap().unwrap()];
+    fake.expire_access_tokens();
+    while let Some(batch) = stream.try_next().await.unwrap() {
+        batches.push(batch);
+    }
+    assert_eq!(rows_by_id(&batches).len(), 30);
+    let stats = fake.stats();
+    assert_eq!(stats.grants.get("refresh_token"), Some(&1));
+    assert_eq!(stats.unauthorized, 1);
+}
+
+#[tokio::test]
+async fn failed_bulk_query_job_is_a_clear_error() {
+    let fake = fake().await;
+    seed_accounts(&fake, 3);
+    fake.set_bulk_processing_polls(2);
+    fake.fail_next_bulk_job("QueryTimeout : the query took longer than 2 minutes");
+    let connector = connector(&fake);
+    let (profile, _) = token_profile(&fake);
+    let stream = connector
+        .read(read_request(
+            &profile,
+            source_with("BULKV2", json!({})),
+            Some(&["Id"]),
+            None,
+        ))
+        .await
+        .unwrap();
+    let error = stream.try_collect::<Vec<_>>().await.unwrap_err();
+    assert_eq!(error.kind, ConnectorErrorKind::Unavailable);
+    assert!(
+        error.message.contains("query job 750")
+            && error.message.contains("ended Failed")
+            && error
+                .message
+                .contains("QueryTimeout : the query took longer than 2 minutes"),
+        "{error}"
+    );
+
+    // A compound field cannot be read in bulk on its own; next to others it is null.
+    fake.add_field("Account", FieldDef::new("BillingAddress", "address"));
+    let error = connector
+        .read(read_request(
+            &profile,
+            source_with("BULKV2", json!({})),
+            Some(&["BillingAddress"]),
+            None,
+        ))
+        .await
+        .err()
+        .unwrap();
+    assert_eq!(error.kind, ConnectorErrorKind::InvalidConfig);
+    assert!(error.message.contains("BillingAddress"), "{error}");
+    let rows = read_all(
+        &connector,
+        read_request(
+            &profile,
+            source_with("BULKV2", json!({})),
+            Some(&["Id", "BillingAddress"]),
+            None,
+        ),
+    )
+    .await;
+    assert_eq!(rows[0].column(1).null_count(), 3);
+}
+
+fn upsert_destination(api: &str, fail_on_first: bool) -> Value {
+    json!({
+        "object": "Account",
+        "writeOperationType": "UPSERT",
+        "idFieldNames": ["External_Id__c"],
+        "dataTransferApi": api,
+        "errorHandlingConfig": {"failOnFirstDestinationError": fail_on_first},
+    })
+}
+
+#[tokio::test]
+async fn bulk_ingest_hands_rejected_records_over_and_splits_large_uploads() {
+    let fake = fake().await;
+    fake.insert(
+        "Account",
+        vec![obj(json!({"Name": "Old", "External_Id__c": "ext-0"}))],
+    );
+    fake.set_bulk_processing_polls(1);
+    let connector = bulk_connector(
+        &fake,
+        BulkSettings {
+            destination_threshold: 20,
+            ..BulkSettings::fast()
+        },
+    );
+    let (profile, _) = token_profile(&fake);
+    let rejected = Arc::new(CollectRejected::default());
+    let mut writer = connector
+        .open_writer(write_request_to(
+            &profile,
+            upsert_destination("AUTOMATIC", false),
+            rejected.clone(),
+        ))
+        .await
+        .unwrap();
+    let mut rows: Vec<(Option<String>, String, Option<i64>)> = (0..36)
+        .map(|i| {
+            (
+                Some(format!("Name, \"{i}\" Ü")),
+                format!("ext-{i}"),
+                Some(i),
+            )
+        })
+        .collect();
+    // Rejected: no Name on insert, and one external id twice.
+    rows.push((None, "ext-no-name".into(), None));
+    rows.push((Some("Twin A".into()), "ext-twin".into(), None));
+    rows.push((Some("Twin B".into()), "ext-twin".into(), None));
+    let borrowed: Vec<(Option<&str>, &str, Option<i64>)> = rows
+        .iter()
+        .map(|(n, e, c)| (n.as_deref(), e.as_str(), *c))
+        .collect();
+    // The twins travel in the same job: batches of 13 decide after the second (26 >= 20).
+    for chunk in borrowed[..26].chunks(13) {
+        writer.write(account_batch(chunk)).await.unwrap();
+    }
+    writer.write(account_batch(&borrowed[26..])).await.unwrap();
+    let summary = writer.commit().await.unwrap();
+    assert_eq!(summary.records_written, 36);
+    assert_eq!(summary.put_failures, 3);
+    let stats = fake.stats();
+    assert_eq!((stats.collection_calls, stats.bulk_ingest_jobs), (0, 1));
+    let records = fake.records("Account");
+    assert_eq!(records.len(), 36, "ext-0 updated in place, 35 new");
+    let first = records
+        .iter()
+        .find(|r| r["External_Id__c"] == "ext-0")
+        .unwrap();
+    assert_eq!(first["Name"], "Name, \"0\" Ü");
+    assert_eq!(first["NumberOfEmployees"], 0);
+    let mut handed = rejected.records();
+    handed.sort_by(|a, b| {
+        a.record["External_Id__c"]
+            .as_str()
+            .cmp(&b.record["External_Id__c"].as_str())
+    });
+    let summary: Vec<(Option<&str>, &str)> = handed
+        .iter()
+        .map(|r| {
+            (
+                r.code.as_deref(),
+                r.record["External_Id__c"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            (Some("REQUIRED_FIELD_MISSING"), "ext-no-name"),
+            (Some("DUPLICATE_EXTERNAL_ID"), "ext-twin"),
+            (Some("DUPLICATE_EXTERNAL_ID"), "ext-twin"),
+        ]
+    );
+    assert!(
+        handed[0].message.starts_with("Required fields are missing"),
+        "{:?}",
+        handed[0]
+    );
+    assert!(handed[1].record.contains_key("Name"));
+}
+
+#[tokio::test]
+async fn bulk_fail_on_first_error_hands_that_record_over_and_stops() {
+    let fake = fake().await;
+    let connector = connector(&fake);
+    let (profile, _) = token_profile(&fake);
+    let rejected = Arc::new(CollectRejected::default());
+    let mut writer = connector
+        .open_writer(write_request_to(
+            &profile,
+            upsert_destination("BULKV2", true),
+            rejected.clone(),
+        ))
+        .await
+        .unwrap();
+    writer
+        .write(account_batch(&[
+            (Some("Good"), "ok-1", None),
+            (None, "bad-1", None),
+            (None, "bad-2", None),
+        ]))
+        .await
+        .unwrap();
+    let error = writer.commit().await.unwrap_err();
+    assert!(
+        error.message.contains("REQUIRED_FIELD_MISSING") || error.message.contains("Required"),
+        "{error}"
+    );
+    let handed = rejected.records();
+    assert_eq!(handed.len(), 1);
+    assert_eq!(handed[0].code.as_deref(), Some("REQUIRED_FIELD_MISSING"));
+    assert_eq!(fake.stats().bulk_ingest_jobs, 1);
+    assert_eq!(
+        fake.records("Account").len(),
+        1,
+        "the job wrote the good record"
+    );
+}
+
+#[tokio::test]
+async fn bulk_insert_update_delete_and_refused_jobs() {
+    let fake = fake().await;
+    let connector = connector(&fake);
+    let (profile, _) = token_profile(&fake);
+    let bulk_write = |destination: Value, batch: RecordBatch| {
+        let connector = &connector;
+        let profile = &profile;
+        async move {
+            let rejected = Arc::new(CollectRejected::default());
+            let mut writer = connector
+                .open_writer(write_request_to(profile, destination, rejected.clone()))
+                .await?;
+            writer.write(batch).await?;
+            writer
+                .commit()
+                .await
+                .map(|summary| (summary, rejected.records()))
+        }
+    };
+    let rows: Vec<(Option<&str>, &str, Option<i64>)> =
+        vec![(Some("A"), "e1", Some(1)), (Some("B"), "e2", None)];
+    let (summary, _) = bulk_write(
+        json!({"object": "Account", "dataTransferApi": "BULKV2"}),
+        account_batch(&rows),
+    )
+    .await
+    .unwrap();
+    assert_eq!((summary.records_written, summary.put_failures), (2, 0));
+    let mut ids: Vec<String> = fake
+        .records("Account")
+        .iter()
+        .map(|r| r["Id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+
+    let updates = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("Id", DataType::Utf8, true),
+            Field::new("Phone", DataType::Utf8, true),
+        ])),
+        vec![
+            Arc::new(StringArray::from(vec![
+                ids[0].as_str(),
+                "001999999999999AAA",
+            ])),
+            Arc::new(StringArray::from(vec!["555", "000"])),
+        ],
+    )
+    .unwrap();
+    let (summary, handed) = bulk_write(
+        json!({"object": "Account", "writeOperationType": "UPDATE", "dataTransferApi": "BULKV2"}),
+        updates,
+    )
+    .await
+    .unwrap();
+    assert_eq!((summary.records_written, summary.put_failures), (1, 1));
+    assert_eq!(
+        handed[0].code.as_deref(),
+        Some("INVALID_CROSS_REFERENCE_KEY")
+    );
+    assert_eq!(handed[0].record["Id"], "001999999999999AAA");
+
+    // DELETE sends the id column only, whatever else the records hold.
+    let deletes = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("Name", DataType::Utf8, true),
+            Field::new("Id", DataType::Utf8, true),
+        ])),
+        vec![
+            Arc::new(StringArray::from(vec!["ignored"])),
+            Arc::new(StringArray::from(vec![ids[1].as_str()])),
+        ],
+    )
+    .unwrap();
+    let (summary, _) = bulk_write(
+        json!({"object": "Account", "writeOperationType": "DELETE", "dataTransferApi": "BULKV2"}),
+        deletes,
+    )
+    .await
+    .unwrap();
+    assert_eq!(summary.records_written, 1);
+    let left = fake.records("Account");
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["Phone"], "555");
+
+    // A column Salesforce does not know fails the job as a whole, with its reason.
+    let unknown = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new(
+            "Nope__c",
+            DataType::Utf8,
+            true,
+        )])),
+        vec![Arc::new(StringArray::from(vec!["x"]))],
+    )
+    .unwrap();
+    let error = bulk_write(
+        json!({"object": "Account", "dataTransferApi": "BULKV2"}),
+        unknown,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(error.kind, ConnectorErrorKind::InvalidConfig);
+    assert!(
+        error.message.contains("Field name not found : Nope__c")
+            && error.message.contains("ingest job 750"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn bulk_uploads_are_split_by_size_and_by_columns() {
+    let fake = fake().await;
+    let connector = bulk_connector(
+        &fake,
+        BulkSettings {
+            upload_max_bytes: 300,
+            ..BulkSettings::fast()
+        },
+    );
+    let (profile, _) = token_profile(&fake);
+    let mut writer = connector
+        .open_writer(write_request(
+            &profile,
+            json!({"object": "Account", "dataTransferApi": "BULKV2"}),
+        ))
+        .await
+        .unwrap();
+    let names: Vec<String> = (0..40).map(|i| format!("Account number {i:02}")).collect();
+    let externals: Vec<String> = (0..40).map(|i| format!("split-{i}")).collect();
+    let rows: Vec<(Option<&str>, &str, Option<i64>)> = names
+        .iter()
+        .zip(&externals)
+        .map(|(n, e)| (Some(n.as_str()), e.as_str(), None))
+        .collect();
+    writer.write(account_batch(&rows)).await.unwrap();
+    // Other columns: the CSV header changes, so the next record starts a job of its own.
+    let names_only = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![Field::new("Name", DataType::Utf8, true)])),
+        vec![Arc::new(StringArray::from(vec!["Only a name"]))],
+    )
+    .unwrap();
+    writer.write(names_only).await.unwrap();
+    let summary = writer.commit().await.unwrap();
+    assert_eq!((summary.records_written, summary.put_failures), (41, 0));
+    // A 38-byte header and 27- or 28-byte records: nine records per 300-byte upload, so five
+    // jobs, then the one-column job.
+    assert_eq!(fake.stats().bulk_ingest_jobs, 6);
+    let mut written: Vec<String> = fake
+        .records("Account")
+        .iter()
+        .map(|r| r["Name"].as_str().unwrap().to_owned())
+        .collect();
+    written.sort();
+    assert_eq!(written.len(), 41);
+    assert_eq!(written[0], "Account number 00");
+    assert_eq!(written[40], "Only a name");
+
+    // A record larger than one upload is refused with its size.
+    let mut writer = connector
+        .open_writer(write_request(
+            &profile,
+            json!({"object": "Account", "dataTransferApi": "BULKV2"}),
+        ))
+        .await
+        .unwrap();
+    let long = "y".repeat(400);
+    let error = writer
+        .write(account_batch(&[(Some(long.as_str()), "big", None)]))
+        .await
+        .unwrap_err();
+    assert!(error.message.contains("more than the 300 bytes"), "{error}");
+}
+
+#[tokio::test]
+async fn a_result_shorter_than_the_job_announced_fails_the_run() {
+    let fake = fake().await;
+    let ids = seed_accounts(&fake, 10);
+    let connector = bulk_connector(
+        &fake,
+        BulkSettings {
+            page_records: 2,
+            ..BulkSettings::fast()
+        },
+    );
+    let (profile, _) = token_profile(&fake);
+    let mut stream = connector
+        .read(read_request(
+            &profile,
+            source_with("BULKV2", json!({})),
+            Some(&["Id"]),
+            None,
+        ))
+        .await
+        .unwrap();
+    let first = stream.try_next().await.unwrap().unwrap();
+    assert_eq!(first.num_rows(), 2);
+    // Meanwhile someone hard-deletes three records with a Bulk API 2.0 job of their own: the
+    // later pages shrink below the count the completed job announced.
+    let http = reqwest::Client::new();
+    let token = fake.issue_access_token();
+    let jobs = format!("{}/services/data/v58.0/jobs/ingest", fake.url());
+    let job: Value = http
+        .post(&jobs)
+        .bearer_auth(&token)
+        .json(&json!({"object": "Account", "operation": "hardDelete"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = job["id"].as_str().unwrap();
+    let upload = http
+        .put(format!("{jobs}/{id}/batches"))
+        .bearer_auth(&token)
+        .header("content-type", "text/csv")
+        .body(format!("Id\n{}\n{}\n{}\n", ids[7], ids[8], ids[9]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(upload.status(), 201);
+    let closed = http
+        .patch(format!("{jobs}/{id}"))
+        .bearer_auth(&token)
+        .json(&json!({"state": "UploadComplete"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(closed.status(), 200);
+    let error = loop {
+        match stream.try_next().await {
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the stream ended without noticing the missing records"),
+            Err(error) => break error,
+        }
+    };
+    assert_eq!(error.kind, ConnectorErrorKind::Unavailable);
+    assert!(
+        error
+            .message
+            .contains("processed 10 records but its results held 7"),
+        "{error}"
+    );
 }

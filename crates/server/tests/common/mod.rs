@@ -11,6 +11,8 @@ use std::time::Duration;
 use http::HeaderMap;
 use serde_json::Value;
 use sluice_connector_api::ConnectorRegistry;
+use sluice_connectors::SalesforceSettings;
+use sluice_fake_salesforce::FakeSalesforce;
 use sluice_server::sigv4::{self, Credentials, RequestParts};
 use sluice_server::{RootCredentials, Server, ServerConfig, ServerError};
 use sluice_types::Sensitive;
@@ -22,6 +24,20 @@ pub const ACCESS_KEY: &str = "AKSLTESTTESTTEST0001";
 pub const SECRET_KEY: &str = "test/secret+key/0123456789abcdefghijklmno";
 pub const REGION: &str = "us-east-1";
 pub const ACCOUNT: &str = "123456789012";
+pub const SALESFORCE_CLIENT_ID: &str = "sluice-connected-app";
+pub const SALESFORCE_CLIENT_SECRET: &str = "connected-app-secret";
+
+/// Salesforce settings pointing at a fake's login host, with fast retries.
+pub fn salesforce_settings(login_url: &str) -> SalesforceSettings {
+    SalesforceSettings {
+        login_url: login_url.to_string(),
+        sandbox_login_url: login_url.to_string(),
+        client_id: Some(SALESFORCE_CLIENT_ID.into()),
+        client_secret: Some(Sensitive::new(SALESFORCE_CLIENT_SECRET.into())),
+        retry: sluice_connector_http_util::RetryConfig::fast(),
+        ..SalesforceSettings::default()
+    }
+}
 
 /// A running server.
 pub struct TestServer {
@@ -42,6 +58,20 @@ impl TestServer {
 
     pub async fn start_with_registry(registry: Arc<dyn ConnectorRegistry>) -> Self {
         Self::start_with(None, Box::new(move |c| c.connectors = Some(registry))).await
+    }
+
+    /// A server whose Salesforce connector logs in at `fake` as connected app
+    /// [`SALESFORCE_CLIENT_ID`], in `dir` (a fresh temporary directory when `None`).
+    pub async fn start_with_salesforce(fake: &FakeSalesforce, dir: Option<PathBuf>) -> Self {
+        fake.register_client(SALESFORCE_CLIENT_ID, SALESFORCE_CLIENT_SECRET);
+        let url = fake.url();
+        Self::start_with(
+            dir,
+            Box::new(move |config| {
+                config.connector_settings.salesforce = salesforce_settings(&url)
+            }),
+        )
+        .await
     }
 
     /// Starts a server in `dir` (a fresh temporary directory when `None`).

@@ -9,6 +9,12 @@
 //!   `nextRecordsUrl` (`.../query/{locator}-{offset}`).
 //! - sObject Collections (`/composite/sobjects`: insert, update, upsert by external id,
 //!   delete) with per-record results, and the single-record `sobjects/{object}[/{id}]` calls.
+//! - Bulk API 2.0 query and ingest jobs under `.../jobs/query` and `.../jobs/ingest` ([`bulk`]):
+//!   CSV results paged by `Sforce-Locator`, per-record successful/failed/unprocessed results.
+//!
+//! Records are validated the same way on every write path: unknown fields (`INVALID_FIELD`),
+//! required fields (`REQUIRED_FIELD_MISSING`), types, lengths, picklists, unique external ids
+//! (`DUPLICATE_VALUE`) and external ids repeated within one upsert (`DUPLICATE_EXTERNAL_ID`).
 //!
 //! Every data API response carries `Sforce-Limit-Info: api-usage=n/limit`. An unknown or
 //! expired bearer token gets `401 INVALID_SESSION_ID`; faults queued with
@@ -18,6 +24,8 @@
 // Handlers short-circuit with a ready `Response` as their error; boxing it buys nothing here.
 #![allow(clippy::result_large_err)]
 
+mod admin;
+pub mod bulk;
 pub mod soql;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -223,6 +231,14 @@ pub struct Stats {
     pub unauthorized: u64,
     /// Faults served.
     pub faults_served: u64,
+    /// REST `query`/`queryAll` calls that started a query (not counting `nextRecordsUrl` pages).
+    pub rest_queries: u64,
+    /// sObject Collections calls (insert, update, upsert, delete).
+    pub collection_calls: u64,
+    /// Bulk API 2.0 query jobs created.
+    pub bulk_query_jobs: u64,
+    /// Bulk API 2.0 ingest jobs created.
+    pub bulk_ingest_jobs: u64,
 }
 
 struct Inner {
@@ -231,7 +247,7 @@ struct Inner {
     auth_codes: HashMap<String, (String, String, Option<String>)>,
     refresh_tokens: HashMap<String, bool>,
     access_tokens: HashMap<String, bool>,
-    cursors: HashMap<String, Arc<Vec<Value>>>,
+    cursors: HashMap<String, Cursor>,
     faults: VecDeque<Fault>,
     page_size: usize,
     api_limit: u64,
@@ -240,6 +256,7 @@ struct Inner {
     now: Option<DateTime<Utc>>,
     stats: Stats,
     base_url: String,
+    bulk: bulk::BulkState,
 }
 
 impl Inner {
@@ -302,6 +319,7 @@ impl FakeSalesforce {
             now: None,
             stats: Stats::default(),
             base_url: format!("http://{addr}"),
+            bulk: bulk::BulkState::default(),
         }));
         let app = router(inner.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -452,6 +470,25 @@ impl FakeSalesforce {
     pub fn stats(&self) -> Stats {
         self.state().stats.clone()
     }
+
+    /// How many status polls a Bulk API 2.0 job answers `InProgress` before it completes
+    /// (0, the default, completes a job by the first poll).
+    pub fn set_bulk_processing_polls(&self, polls: u32) {
+        self.state().bulk.processing_polls = polls;
+    }
+
+    /// Makes the next Bulk API 2.0 job created (query or ingest) end in state `Failed` with
+    /// `message` as its `errorMessage`; an ingest job that fails processes no record.
+    pub fn fail_next_bulk_job(&self, message: &str) {
+        self.state().bulk.fail_next.push_back(message.to_owned());
+    }
+
+    /// The job info of every Bulk API 2.0 job, oldest first, as `GET .../jobs/{kind}/{id}`
+    /// would answer it (without advancing the job).
+    pub fn bulk_jobs(&self) -> Vec<Value> {
+        let state = self.state();
+        state.bulk.jobs().map(bulk::Job::info).collect()
+    }
 }
 
 impl Drop for FakeSalesforce {
@@ -558,6 +595,69 @@ fn check_fields(
     Ok(clean)
 }
 
+/// External ids are unique: a value another live record already holds is `DUPLICATE_VALUE`.
+fn check_unique(
+    object: &SObject,
+    clean: &Map<String, Value>,
+    except_id: Option<&str>,
+) -> Result<(), RecordError> {
+    for field in object.fields.iter().filter(|f| f.external_id) {
+        let Some(value) = clean.get(&field.name).filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let holder = object.records.iter().find(|r| {
+            r.get(&field.name) == Some(value)
+                && r.get("IsDeleted") != Some(&Value::Bool(true))
+                && r.get("Id").and_then(Value::as_str) != except_id
+        });
+        if let Some(holder) = holder {
+            let holder_id = holder.get("Id").and_then(Value::as_str).unwrap_or_default();
+            return Err(RecordError::new(
+                "DUPLICATE_VALUE",
+                format!(
+                    "duplicate value found: {} duplicates value on record with id: {holder_id}",
+                    field.name
+                ),
+                vec![field.name.clone()],
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Positions of records whose external id occurs more than once in the same request: an
+/// upsert cannot tell which of them is meant, so Salesforce rejects all of them.
+fn repeated_keys(keys: impl Iterator<Item = Option<String>>) -> std::collections::HashSet<usize> {
+    let mut seen: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, key) in keys.enumerate() {
+        if let Some(key) = key {
+            seen.entry(key).or_default().push(i);
+        }
+    }
+    seen.into_values()
+        .filter(|positions| positions.len() > 1)
+        .flatten()
+        .collect()
+}
+
+/// The text of an external id value (strings without their JSON quotes).
+fn key_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn duplicate_external_id(value: &Value) -> RecordError {
+    let text = key_text(value).unwrap_or_default();
+    RecordError::new(
+        "DUPLICATE_EXTERNAL_ID",
+        format!("Duplicate external id specified: {text}"),
+        vec![],
+    )
+}
+
 fn coerce(field: &FieldDef, value: &Value) -> Option<Value> {
     if value.is_null() || value.as_str() == Some("") && field.kind != "string" {
         return Some(Value::Null);
@@ -617,6 +717,7 @@ fn insert_record(
         ));
     };
     let clean = check_fields(&state.objects[object], &record, true)?;
+    check_unique(&state.objects[object], &clean, None)?;
     let id = new_id(state, &prefix);
     let sobject = state
         .objects
@@ -653,6 +754,7 @@ fn update_record(
         )
     })?;
     let clean = check_fields(sobject, &record, false)?;
+    check_unique(sobject, &clean, Some(id))?;
     let Some(stored) = sobject
         .records
         .iter_mut()
@@ -838,6 +940,8 @@ fn api_routes(inner: Shared) -> Router {
             "/services/data/{version}/composite/sobjects/{object}/{field}",
             axum::routing::patch(collection_upsert),
         )
+        .merge(bulk::routes())
+        .merge(admin::routes())
         .with_state(inner)
 }
 
@@ -1073,6 +1177,7 @@ fn run_query(inner: &Shared, q: Option<&String>, all: bool) -> Response {
         Err(error) => return error_body(StatusCode::BAD_REQUEST, "MALFORMED_QUERY", &error.0),
     };
     let mut state = lock(inner);
+    state.stats.rest_queries += 1;
     let Some(object) = state.objects.get(&query.object) else {
         return error_body(
             StatusCode::BAD_REQUEST,
@@ -1080,6 +1185,41 @@ fn run_query(inner: &Shared, q: Option<&String>, all: bool) -> Response {
             &format!("sObject type '{}' is not supported.", query.object),
         );
     };
+    if let Err(response) = check_query_fields(object, &query) {
+        return response;
+    }
+    let rows = select_rows(object, &query, all);
+    if query.count {
+        return axum::Json(json!({"totalSize": rows.len(), "done": true, "records": []}))
+            .into_response();
+    }
+    let cursor = Cursor {
+        object: object.name.clone(),
+        fields: query
+            .fields
+            .iter()
+            .filter_map(|f| object.field(f))
+            .map(|f| f.name.clone())
+            .collect(),
+        rows,
+    };
+    let locator = state.token("cursor").replace('!', "");
+    state.cursors.insert(locator.clone(), cursor);
+    page(&state, &locator, 0, all)
+}
+
+/// A REST query result: the positions of its records, read when a page is served (like
+/// Salesforce's server-side cursor, and without copying a large result).
+#[derive(Debug)]
+pub(crate) struct Cursor {
+    pub(crate) object: String,
+    /// Selected fields, as the object spells them.
+    fields: Vec<String>,
+    pub(crate) rows: Vec<usize>,
+}
+
+/// `INVALID_FIELD` when the query names a field the object does not have.
+fn check_query_fields(object: &SObject, query: &soql::Query) -> Result<(), Response> {
     let mut mentioned = query.fields.clone();
     if let Some(cond) = &query.condition {
         cond.fields(&mut mentioned);
@@ -1087,56 +1227,147 @@ fn run_query(inner: &Shared, q: Option<&String>, all: bool) -> Response {
     if let Some((f, _)) = &query.order_by {
         mentioned.push(f.clone());
     }
-    if let Some(bad) = mentioned.iter().find(|f| object.field(f).is_none()) {
-        return error_body(
+    match mentioned.iter().find(|f| object.field(f).is_none()) {
+        Some(bad) => Err(error_body(
             StatusCode::BAD_REQUEST,
             "INVALID_FIELD",
             &format!("No such column '{bad}' on entity '{}'.", object.name),
-        );
+        )),
+        None => Ok(()),
     }
-    let mut rows: Vec<&Map<String, Value>> = object
+}
+
+/// Positions in `object.records` of the rows a query returns, in result order.
+fn select_rows(object: &SObject, query: &soql::Query, all: bool) -> Vec<usize> {
+    let mut rows: Vec<usize> = object
         .records
         .iter()
-        .filter(|r| all || r.get("IsDeleted") != Some(&Value::Bool(true)))
-        .filter(|r| query.condition.as_ref().is_none_or(|c| c.matches(r)))
+        .enumerate()
+        .filter(|(_, r)| all || r.get("IsDeleted") != Some(&Value::Bool(true)))
+        .filter(|(_, r)| query.condition.as_ref().is_none_or(|c| c.matches(r)))
+        .map(|(i, _)| i)
         .collect();
     if let Some((field, desc)) = &query.order_by {
-        rows.sort_by(|a, b| {
-            let ordering = soql::order_values(
-                a.get(field).unwrap_or(&Value::Null),
-                b.get(field).unwrap_or(&Value::Null),
-            );
+        let name = object
+            .field(field)
+            .map_or_else(|| field.clone(), |f| f.name.clone());
+        rows.sort_by(|&a, &b| {
+            let value = |i: usize| object.records[i].get(&name).unwrap_or(&Value::Null);
+            let ordering = soql::order_values(value(a), value(b));
             if *desc { ordering.reverse() } else { ordering }
         });
     }
     if let Some(limit) = query.limit {
         rows.truncate(limit);
     }
-    let records: Vec<Value> = rows
-        .iter()
-        .map(|r| record_json(&object.name, r, Some(&query.fields)))
-        .collect();
-    let locator = state.token("cursor").replace('!', "");
-    let records = Arc::new(records);
-    state.cursors.insert(locator.clone(), records.clone());
-    page(&state, &locator, &records, 0, all)
+    rows
 }
 
-fn page(state: &Inner, locator: &str, records: &[Value], offset: usize, all: bool) -> Response {
-    let end = (offset + state.page_size).min(records.len());
-    let done = end >= records.len();
-    let mut body = json!({
-        "totalSize": records.len(),
-        "done": done,
-        "records": records.get(offset..end).unwrap_or_default(),
-    });
-    if !done {
+fn page(state: &Inner, locator: &str, offset: usize, all: bool) -> Response {
+    let Some((cursor, object)) = state
+        .cursors
+        .get(locator)
+        .and_then(|c| Some((c, state.objects.get(&c.object)?)))
+    else {
+        return error_body(
+            StatusCode::BAD_REQUEST,
+            "INVALID_QUERY_LOCATOR",
+            "invalid query locator",
+        );
+    };
+    let end = (offset + state.page_size).min(cursor.rows.len());
+    let next = (end < cursor.rows.len()).then(|| {
         let kind = if all { "queryAll" } else { "query" };
-        body["nextRecordsUrl"] = Value::String(format!(
-            "/services/data/v{API_VERSION}/{kind}/{locator}-{end}"
-        ));
+        format!("/services/data/v{API_VERSION}/{kind}/{locator}-{end}")
+    });
+    let body = PageJson {
+        total: cursor.rows.len(),
+        next,
+        records: RecordsJson {
+            object,
+            fields: &cursor.fields,
+            rows: cursor.rows.get(offset..end).unwrap_or_default(),
+        },
+    };
+    match serde_json::to_vec(&body) {
+        Ok(bytes) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            bytes,
+        )
+            .into_response(),
+        Err(error) => error_body(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "UNKNOWN_EXCEPTION",
+            &error.to_string(),
+        ),
     }
-    axum::Json(body).into_response()
+}
+
+/// A query page, keys in Salesforce's order.
+struct PageJson<'a> {
+    total: usize,
+    next: Option<String>,
+    records: RecordsJson<'a>,
+}
+
+impl serde::Serialize for PageJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("totalSize", &self.total)?;
+        map.serialize_entry("done", &self.next.is_none())?;
+        if let Some(next) = &self.next {
+            map.serialize_entry("nextRecordsUrl", next)?;
+        }
+        map.serialize_entry("records", &self.records)?;
+        map.end()
+    }
+}
+
+/// The records of a page, serialized from the stored records.
+struct RecordsJson<'a> {
+    object: &'a SObject,
+    fields: &'a [String],
+    rows: &'a [usize],
+}
+
+impl serde::Serialize for RecordsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        struct Attributes<'a>(&'a str, &'a str);
+        impl serde::Serialize for Attributes<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let mut map = serializer.serialize_map(Some(2))?;
+                map.serialize_entry("type", self.0)?;
+                let url = format!(
+                    "/services/data/v{API_VERSION}/sobjects/{}/{}",
+                    self.0, self.1
+                );
+                map.serialize_entry("url", &url)?;
+                map.end()
+            }
+        }
+        struct Record<'a>(&'a str, &'a Map<String, Value>, &'a [String]);
+        impl serde::Serialize for Record<'_> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                let Record(object, record, fields) = self;
+                let id = record.get("Id").and_then(Value::as_str).unwrap_or_default();
+                let mut map = serializer.serialize_map(Some(fields.len() + 1))?;
+                map.serialize_entry("attributes", &Attributes(object, id))?;
+                for field in fields.iter() {
+                    map.serialize_entry(field, record.get(field).unwrap_or(&Value::Null))?;
+                }
+                map.end()
+            }
+        }
+        let mut seq = serializer.serialize_seq(Some(self.rows.len()))?;
+        for &row in self.rows {
+            if let Some(record) = self.object.records.get(row) {
+                seq.serialize_element(&Record(&self.object.name, record, self.fields))?;
+            }
+        }
+        seq.end()
+    }
 }
 
 async fn query(
@@ -1167,10 +1398,8 @@ async fn query_more(
         let parsed = locator
             .rsplit_once('-')
             .and_then(|(cursor, offset)| Some((cursor.to_owned(), offset.parse::<usize>().ok()?)));
-        match parsed.and_then(|(cursor, offset)| {
-            Some((state.cursors.get(&cursor)?.clone(), cursor, offset))
-        }) {
-            Some((records, cursor, offset)) => page(&state, &cursor, &records, offset, all),
+        match parsed {
+            Some((cursor, offset)) => page(&state, &cursor, offset, all),
             None => error_body(
                 StatusCode::BAD_REQUEST,
                 "INVALID_QUERY_LOCATOR",
@@ -1370,6 +1599,7 @@ where
     F: FnMut(&mut Inner, usize) -> Result<(String, Option<bool>), (Option<String>, RecordError)>,
 {
     let mut state = lock(inner);
+    state.stats.collection_calls += 1;
     let snapshot = all_or_none.then(|| state.objects.clone());
     let outcomes: Vec<_> = (0..count).map(|i| op(&mut state, i)).collect();
     if let Some(snapshot) = snapshot
@@ -1461,7 +1691,19 @@ async fn collection_upsert(
         match collection_records(&body) {
             Err(response) => response,
             Ok((all_or_none, records)) => {
+                let repeated = repeated_keys(records.iter().map(|r| {
+                    r.iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(&field))
+                        .and_then(|(_, v)| key_text(v))
+                }));
                 apply_collection(&inner, all_or_none, records.len(), |state, i| {
+                    if repeated.contains(&i) {
+                        let key = records[i]
+                            .iter()
+                            .find(|(k, _)| k.eq_ignore_ascii_case(&field))
+                            .map_or(Value::Null, |(_, v)| v.clone());
+                        return Err((None, duplicate_external_id(&key)));
+                    }
                     upsert_record(state, &object, &field, records[i].clone())
                         .map(|(id, created)| (id, Some(created)))
                         .map_err(|e| (None, e))

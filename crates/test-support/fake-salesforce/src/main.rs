@@ -1,5 +1,10 @@
 //! `fake-salesforce [--port N] [--accounts N]`: starts the fake on loopback, prints one JSON
 //! line with its URL and ready-made credentials, and serves until stdin closes or Ctrl-C.
+//!
+//! The connected app `fake-client-id` / `fake-client-secret` is registered. Tests drive the
+//! fake through its `/__admin/` endpoints (records, fields, clock, tokens, authorization codes,
+//! faults, counters), on the same port as the Salesforce APIs; the JSON line lists them under
+//! `admin`.
 
 use serde_json::{Map, Value, json};
 use sluice_fake_salesforce::FakeSalesforce;
@@ -42,6 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "refresh_token": fake.issue_refresh_token(),
         "client_id": "fake-client-id",
         "client_secret": "fake-client-secret",
+        "admin": format!("{}/__admin", fake.url()),
     });
     println!("{ready}");
     let mut stdin = tokio::io::stdin();

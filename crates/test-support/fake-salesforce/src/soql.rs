@@ -1,5 +1,5 @@
 //! The subset of SOQL the fake understands: `SELECT f, ... FROM Object [WHERE cond]
-//! [ORDER BY f [ASC|DESC]] [LIMIT n]`, where `cond` combines comparisons (`= != <> < <= > >=
+//! [ORDER BY f [ASC|DESC]] [LIMIT n]` and `SELECT COUNT() FROM Object [WHERE cond]`, where `cond` combines comparisons (`= != <> < <= > >=
 //! LIKE IN NOT IN`) with `AND`, `OR`, `NOT` and parentheses. Literals are quoted strings,
 //! numbers, `true`/`false`/`null`, and unquoted date and date-time literals, as in Salesforce.
 
@@ -16,8 +16,10 @@ pub struct SoqlError(pub String);
 /// A parsed query.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Query {
-    /// Selected fields, in order.
+    /// Selected fields, in order (empty for `COUNT()`).
     pub fields: Vec<String>,
+    /// `SELECT COUNT()`: only the number of matching records is wanted.
+    pub count: bool,
     /// The sObject queried.
     pub object: String,
     /// The `WHERE` condition.
@@ -309,8 +311,9 @@ fn parse_word_literal(word: &str) -> Result<Literal, SoqlError> {
 
 /// Parses Salesforce date-time text (`2024-01-01T00:00:00.000+0000`, RFC 3339, or a date).
 pub fn parse_datetime(text: &str) -> Option<DateTime<FixedOffset>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
+    stored_datetime(text)
+        .map(|t| t.and_utc().fixed_offset())
+        .or_else(|| DateTime::parse_from_rfc3339(text).ok())
         .or_else(|| DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f%z").ok())
         .or_else(|| {
             NaiveDate::parse_from_str(text, "%Y-%m-%d")
@@ -320,6 +323,31 @@ pub fn parse_datetime(text: &str) -> Option<DateTime<FixedOffset>> {
         })
 }
 
+/// The form the fake stores date-times in (`2024-01-01T00:00:00.000+0000`), parsed without
+/// chrono's general parser: filters compare it for every record of a query.
+fn stored_datetime(text: &str) -> Option<chrono::NaiveDateTime> {
+    let b = text.as_bytes();
+    if b.len() != 28 || &b[23..] != b"+0000" || b[10] != b'T' || b[19] != b'.' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        b.get(range)?.iter().try_fold(0u32, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    NaiveDate::from_ymd_opt(
+        i32::try_from(number(0..4)?).ok()?,
+        number(5..7)?,
+        number(8..10)?,
+    )?
+    .and_hms_milli_opt(
+        number(11..13)?,
+        number(14..16)?,
+        number(17..19)?,
+        number(20..23)?,
+    )
+}
+
 /// Parses a query.
 pub fn parse(text: &str) -> Result<Query, SoqlError> {
     let mut parser = Parser {
@@ -327,10 +355,19 @@ pub fn parse(text: &str) -> Result<Query, SoqlError> {
         pos: 0,
     };
     parser.expect_keyword("SELECT")?;
-    let mut fields = vec![parser.ident()?];
-    while parser.peek() == Some(&Token::Comma) {
-        parser.pos += 1;
+    let count = matches!(
+        parser.tokens.get(parser.pos..parser.pos + 3),
+        Some([Token::Word(w), Token::LParen, Token::RParen]) if w.eq_ignore_ascii_case("COUNT")
+    );
+    let mut fields = Vec::new();
+    if count {
+        parser.pos += 3;
+    } else {
         fields.push(parser.ident()?);
+        while parser.peek() == Some(&Token::Comma) {
+            parser.pos += 1;
+            fields.push(parser.ident()?);
+        }
     }
     parser.expect_keyword("FROM")?;
     let object = parser.ident()?;
@@ -366,6 +403,7 @@ pub fn parse(text: &str) -> Result<Query, SoqlError> {
     }
     Ok(Query {
         fields,
+        count,
         object,
         condition,
         order_by,
@@ -406,6 +444,10 @@ impl Expr {
 }
 
 fn lookup<'a>(record: &'a Map<String, Value>, field: &str) -> &'a Value {
+    // Field names in queries are usually spelled as stored; only then scan case-insensitively.
+    if let Some(value) = record.get(field) {
+        return value;
+    }
     record
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(field))
@@ -563,6 +605,33 @@ mod tests {
         assert!(parse("SELECT Id FROM Account WHERE Name ~ 1").is_err());
         assert!(parse("SELECT Id FROM Account LIMIT x").is_err());
         assert!(parse("SELECT Id FROM Account trailing").is_err());
+    }
+
+    #[test]
+    fn stored_date_times_parse_like_the_general_forms() {
+        let stored = parse_datetime("2024-02-29T23:59:58.125+0000").unwrap();
+        assert_eq!(stored, parse_datetime("2024-02-29T23:59:58.125Z").unwrap());
+        assert_eq!(stored.timestamp_millis(), 1_709_251_198_125);
+        assert!(parse_datetime("2023-02-29T00:00:00.000+0000").is_none());
+        assert_eq!(
+            parse_datetime("2024-03-01").unwrap(),
+            parse_datetime("2024-03-01T00:00:00.000+0000").unwrap()
+        );
+    }
+
+    #[test]
+    fn count_queries() {
+        let q = parse("SELECT COUNT() FROM Account WHERE Name = 'x'").unwrap();
+        assert!(q.count);
+        assert!(q.fields.is_empty());
+        assert_eq!(q.object, "Account");
+        assert!(!parse("SELECT Id FROM Account").unwrap().count);
+        // `COUNT` as a field name is still a field.
+        assert_eq!(
+            parse("SELECT Count FROM Account").unwrap().fields,
+            ["Count"]
+        );
+        assert!(parse("SELECT COUNT( FROM Account").is_err());
     }
 
     #[test]

@@ -1,10 +1,11 @@
 //! `CreateConnectorProfile`: checks and stores a connector profile.
 //!
-//! When Sluice implements the connector, the connector checks the credentials first (a
-//! refusal is `ConnectorAuthenticationException`). Profiles for connectors Sluice does not
-//! implement are stored as configuration only: flows that use them are rejected by
-//! `CreateFlow`. Credentials are sealed with the data directory's key, bound to the profile
-//! ARN, and never returned or logged.
+//! When Sluice implements the connector, the connector prepares the profile first: it checks
+//! the credentials (a refusal is `ConnectorAuthenticationException`) and exchanges one-time
+//! grants, so for an OAuth authorization code the resulting tokens are stored, never the code.
+//! Profiles for connectors Sluice does not implement are stored as configuration only: flows
+//! that use them are rejected by `CreateFlow`. Credentials are sealed with the data directory's
+//! key, bound to the profile ARN, and never returned or logged.
 
 use sluice_api_model::{
     ConnectorProfile, CreateConnectorProfileRequest, CreateConnectorProfileResponse,
@@ -13,9 +14,9 @@ use sluice_metastore::{ProfileRecord, StoreError};
 
 use crate::api::common::now;
 use crate::api::ops::update_connector_profile::{
-    check_with_connector, credentials_arn, target_connector,
+    credentials_arn, credentials_value, prepare_with_connector, target_connector,
 };
-use crate::documents::{profile_value, seal_credentials};
+use crate::documents::{profile_value, seal_json};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -36,27 +37,26 @@ pub(crate) async fn handle(
         request.connector_label.as_deref(),
     )
     .await?;
-    check_with_connector(
+    let prepared = prepare_with_connector(
         connector.as_deref(),
         &name,
         request.connector_type,
         request.connector_label.as_deref(),
         &config.connector_profile_properties,
-        config.connector_profile_credentials.as_ref(),
+        credentials_value(config.connector_profile_credentials.as_ref())?,
     )
     .await?;
-    let sealed = seal_credentials(
-        config.connector_profile_credentials.as_ref(),
-        &arn,
-        &state.secrets,
-    )?;
+    let sealed = match &prepared.credentials {
+        Some(credentials) => seal_json(credentials, &arn, &state.secrets)?,
+        None => Vec::new(),
+    };
     let created = now();
     let document = ConnectorProfile {
         connection_mode: Some(request.connection_mode),
         connector_label: request.connector_label.clone(),
         connector_profile_arn: Some(arn.clone()),
         connector_profile_name: Some(name.clone()),
-        connector_profile_properties: Some(config.connector_profile_properties.clone()),
+        connector_profile_properties: Some(prepared.properties),
         connector_type: Some(request.connector_type),
         created_at: Some(created),
         credentials_arn: Some(credentials_arn(state, &name)),
@@ -73,14 +73,17 @@ pub(crate) async fn handle(
         created_at: created.0,
         updated_at: created.0,
     };
-    state
-        .store
-        .insert_profile(&record)
-        .await
-        .map_err(|error| match error {
-            StoreError::AlreadyExists { .. } => already_exists(&name),
-            other => other.into(),
-        })?;
+    {
+        let _guard = state.profile_lock.lock().await;
+        state
+            .store
+            .insert_profile(&record)
+            .await
+            .map_err(|error| match error {
+                StoreError::AlreadyExists { .. } => already_exists(&name),
+                other => other.into(),
+            })?;
+    }
     tracing::info!(connector_profile_name = %name, connector_type = %request.connector_type, "connector profile created");
     Ok(CreateConnectorProfileResponse {
         connector_profile_arn: Some(arn),

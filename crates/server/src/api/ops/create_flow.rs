@@ -52,6 +52,7 @@ pub(crate) async fn handle(
         internal: FlowInternal {
             source_connector_label: checked.source_connector_label,
             destination_connector_label: checked.destination_connector_label,
+            source_fields: Vec::new(),
         },
     };
     let record = document.to_record()?;

@@ -27,7 +27,11 @@ pub(crate) async fn handle(
             )));
         }
     }
-    if !state.store.delete_profile(name).await? {
+    let deleted = {
+        let _guard = state.profile_lock.lock().await;
+        state.store.delete_profile(name).await?
+    };
+    if !deleted {
         return Err(ApiError::not_found(format!(
             "Connector profile {name} does not exist"
         )));

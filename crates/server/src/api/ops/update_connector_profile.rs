@@ -1,6 +1,8 @@
 //! `UpdateConnectorProfile`: replaces a profile's connection mode, properties and (when
-//! given) credentials. Without `connectorProfileCredentials` the stored credentials are kept.
-//! The connector type and label cannot change.
+//! given) credentials. Without `connectorProfileCredentials` the stored credentials are kept
+//! (checked, and renewed if the connector had to). The connector type and label cannot change.
+//! As at creation, OAuth connectors exchange an authorization code for tokens, which are what
+//! is stored.
 
 use std::sync::Arc;
 
@@ -13,7 +15,7 @@ use sluice_types::Sensitive;
 
 use crate::api::common::{load_profile, now};
 use crate::api::connectors::registration;
-use crate::documents::{open_profile, profile_document, profile_value, seal_credentials};
+use crate::documents::{open_profile, profile_document, profile_value, seal_json};
 use crate::error::{ApiError, connector_error};
 use crate::state::AppState;
 
@@ -22,8 +24,8 @@ pub(crate) async fn handle(
     request: UpdateConnectorProfileRequest,
 ) -> Result<UpdateConnectorProfileResponse, ApiError> {
     let name = &request.connector_profile_name;
-    let mut record = load_profile(state, name).await?;
-    let mut document = profile_document(&record)?;
+    let record = load_profile(state, name).await?;
+    let document = profile_document(&record)?;
     let connector_type = document.connector_type.ok_or_else(|| {
         ApiError::internal(format!(
             "stored connector profile {name} has no connectorType"
@@ -34,34 +36,44 @@ pub(crate) async fn handle(
 
     let connector =
         target_connector(state, connector_type, record.connector_label.as_deref()).await?;
-    if let Some(connector) = connector {
-        // Check the credentials the profile will have after the update.
-        let credentials = match &config.connector_profile_credentials {
-            Some(credentials) => serde_json::to_value(credentials).map_err(ApiError::internal)?,
-            None => open_profile(&record, &state.secrets)?
-                .credentials
-                .into_inner(),
-        };
-        validate_with(
-            connector.as_ref(),
-            name,
-            connector_type,
-            record.connector_label.as_deref(),
-            &config.connector_profile_properties,
-            credentials,
-        )
-        .await?;
-    }
-    if config.connector_profile_credentials.is_some() {
-        record.sealed_credentials = seal_credentials(
-            config.connector_profile_credentials.as_ref(),
-            &record.arn,
-            &state.secrets,
-        )?;
+    let given = credentials_value(config.connector_profile_credentials.as_ref())?;
+    // The connector checks (and may renew) the credentials the profile will have after the
+    // update: the new ones, or the stored ones.
+    let kept = match (&given, &connector) {
+        (None, Some(_)) => Some(open_profile(&record, &state.secrets)?.credentials),
+        _ => None,
+    };
+    let prepared = prepare_with_connector(
+        connector.as_deref(),
+        name,
+        connector_type,
+        record.connector_label.as_deref(),
+        &config.connector_profile_properties,
+        given.clone().or_else(|| kept.clone()),
+    )
+    .await?;
+
+    let _guard = state.profile_lock.lock().await;
+    // Re-read under the lock: a run may have written renewed tokens meanwhile.
+    let mut record = load_profile(state, name).await?;
+    let mut document = profile_document(&record)?;
+    match (&given, &kept, &prepared.credentials) {
+        (Some(_), _, Some(credentials)) => {
+            record.sealed_credentials = seal_json(credentials, &record.arn, &state.secrets)?;
+        }
+        (None, Some(kept), Some(credentials)) => {
+            // Stored credentials the connector renewed are written back, unless a run stored
+            // newer ones in the meantime (those win).
+            let current = open_profile(&record, &state.secrets)?.credentials;
+            if current.expose() == kept.expose() {
+                record.sealed_credentials = seal_json(credentials, &record.arn, &state.secrets)?;
+            }
+        }
+        _ => {}
     }
     let updated = now();
     document.connection_mode = Some(request.connection_mode);
-    document.connector_profile_properties = Some(config.connector_profile_properties.clone());
+    document.connector_profile_properties = Some(prepared.properties);
     document.last_updated_at = Some(updated);
     record.document = profile_value(&document)?;
     record.updated_at = updated.0;
@@ -113,50 +125,63 @@ pub(crate) async fn target_connector(
     Ok(None)
 }
 
-/// Lets the connector check a profile's properties and credentials.
-pub(crate) async fn check_with_connector(
+/// A request's credentials union as JSON (`None` when the request has none).
+pub(crate) fn credentials_value(
+    credentials: Option<&ConnectorProfileCredentials>,
+) -> Result<Option<Sensitive<serde_json::Value>>, ApiError> {
+    credentials
+        .map(|credentials| {
+            serde_json::to_value(credentials)
+                .map(Sensitive::new)
+                .map_err(ApiError::internal)
+        })
+        .transpose()
+}
+
+/// A profile as it is to be stored.
+pub(crate) struct PreparedProfile {
+    pub properties: ConnectorProfileProperties,
+    /// The credentials union to seal; `None` stores none.
+    pub credentials: Option<Sensitive<serde_json::Value>>,
+}
+
+/// Lets the connector, when Sluice implements it, check a profile's properties and
+/// credentials and turn them into what is stored (tokens instead of an authorization code).
+/// Without a connector the profile is stored as given.
+pub(crate) async fn prepare_with_connector(
     connector: Option<&dyn Connector>,
     name: &str,
     connector_type: ConnectorType,
     label: Option<&str>,
     properties: &ConnectorProfileProperties,
-    credentials: Option<&ConnectorProfileCredentials>,
-) -> Result<(), ApiError> {
+    credentials: Option<Sensitive<serde_json::Value>>,
+) -> Result<PreparedProfile, ApiError> {
     let Some(connector) = connector else {
-        return Ok(());
+        return Ok(PreparedProfile {
+            properties: properties.clone(),
+            credentials,
+        });
     };
-    let credentials = match credentials {
-        Some(credentials) => serde_json::to_value(credentials).map_err(ApiError::internal)?,
-        None => serde_json::Value::Object(serde_json::Map::new()),
-    };
-    validate_with(
-        connector,
-        name,
-        connector_type,
-        label,
-        properties,
-        credentials,
-    )
-    .await
-}
-
-async fn validate_with(
-    connector: &dyn Connector,
-    name: &str,
-    connector_type: ConnectorType,
-    label: Option<&str>,
-    properties: &ConnectorProfileProperties,
-    credentials: serde_json::Value,
-) -> Result<(), ApiError> {
     let profile = Profile {
         name: name.to_string(),
         connector_type,
         connector_label: label.map(str::to_string),
         properties: serde_json::to_value(properties).map_err(ApiError::internal)?,
-        credentials: Sensitive::new(credentials),
+        credentials: credentials
+            .unwrap_or_else(|| Sensitive::new(serde_json::Value::Object(serde_json::Map::new()))),
     };
-    connector
-        .validate_profile(&profile)
+    let prepared = connector
+        .prepare_profile(&profile)
         .await
-        .map_err(|error| connector_error(connector_type.as_str(), error))
+        .map_err(|error| connector_error(connector_type.as_str(), error))?;
+    let properties = serde_json::from_value(prepared.properties).map_err(|error| {
+        ApiError::internal(format!(
+            "connector {connector_type} returned properties for profile {name} that are not a \
+             ConnectorProfileProperties union: {error}"
+        ))
+    })?;
+    Ok(PreparedProfile {
+        properties,
+        credentials: Some(prepared.credentials),
+    })
 }

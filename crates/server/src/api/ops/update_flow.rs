@@ -72,6 +72,12 @@ pub(crate) async fn handle(
         checked.validated.initial_status,
     );
 
+    // The fields runs saw belong to the entity they read; another entity starts afresh.
+    if crate::schema::source_entity(&old_request.source_flow_config)
+        != crate::schema::source_entity(&request.source_flow_config)
+    {
+        document.internal.source_fields.clear();
+    }
     let describe = &mut document.describe;
     describe.description = request.description;
     describe.trigger_config = Some(canonical_trigger(

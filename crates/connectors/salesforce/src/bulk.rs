@@ -1,0 +1,1137 @@
+//! Bulk API 2.0: query jobs for large reads, ingest jobs for large writes.
+//!
+//! **Reading** ([`start_query`], [`stream_query`]): a query job is created with the plan's SOQL
+//! (`queryAll` for deleted records), polled with a doubling wait until `JobComplete`, and its
+//! results are downloaded one page (`maxRecords` records) at a time by `Sforce-Locator`. While
+//! one page is decoded the next one is already downloading, so the network and the decoder
+//! overlap, and memory holds at most two pages whatever the result size. The CSV is decoded
+//! with `csv-core` straight into typed Arrow builders (`Column`), so a Bulk read has the same
+//! schema as a REST read. A page whose row count differs from `Sforce-NumberOfRecords`, or a
+//! result that does not add up to the job's `numberRecordsProcessed`, fails the run: it never
+//! stops early in silence. Each request is retried by the session (`503`,
+//! `REQUEST_LIMIT_EXCEEDED`, an expired token), so a download resumes at the page it stopped
+//! at. Finished jobs are deleted; an abandoned one is aborted and deleted in the background.
+//!
+//! Bulk API 2.0 does not transfer compound fields (`address`, `location`): a projected one is
+//! left out of the query and its column is null, as AppFlow documents.
+//!
+//! **Writing** ([`run_ingest_job`], [`FailedResults`]): one ingest job per CSV upload of at most
+//! [`BulkSettings::upload_max_bytes`] (Salesforce takes 150 MB of base64, about 100 MB of CSV,
+//! and one upload per job), closed, polled to completion, and checked:
+//! `numberRecordsProcessed` must equal the records uploaded. The `failedResults` CSV is read
+//! back into [`RejectedRecord`]s with Salesforce's error code and message.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use bytes::Bytes;
+use csv_core::{ReadRecordResult, Reader, ReaderBuilder};
+use futures::StreamExt;
+use reqwest::Method;
+use serde_json::{Map, Value, json};
+use sluice_connector_api::{
+    BatchStream, ConnectorError, ConnectorErrorKind, ReadStats, RejectedRecord,
+};
+use sluice_connector_http_util::HttpResponse;
+
+use crate::client::Session;
+use crate::source::{Column, QueryPlan, SfField, finish_batch, is_flat};
+
+/// `AUTOMATIC` writes switch to Bulk API 2.0 at this many records (AppFlow's rule).
+pub const DESTINATION_BULK_THRESHOLD: usize = 1_000;
+
+/// CSV bytes per ingest upload: Salesforce accepts 150 MB of base64-encoded content per job,
+/// which is 112.5 MB of CSV; its guidance is to stay at 100 MB.
+pub const UPLOAD_MAX_BYTES: usize = 100_000_000;
+
+/// How Bulk API 2.0 is used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkSettings {
+    /// `AUTOMATIC` reads use Bulk API 2.0 when `SELECT COUNT()` finds at least this many
+    /// records ([`crate::SOURCE_BULK_THRESHOLD`]).
+    pub source_threshold: u64,
+    /// `AUTOMATIC` writes use Bulk API 2.0 from this many records on
+    /// ([`DESTINATION_BULK_THRESHOLD`]); fewer go through sObject Collections.
+    pub destination_threshold: usize,
+    /// `maxRecords` of each query results page.
+    pub page_records: usize,
+    /// First wait between job status polls; it doubles up to `poll_max`.
+    pub poll_initial: Duration,
+    /// Longest wait between job status polls.
+    pub poll_max: Duration,
+    /// A job not finished after this long is aborted and the run fails.
+    pub job_timeout: Duration,
+    /// Largest CSV upload of one ingest job; more data starts another job.
+    pub upload_max_bytes: usize,
+}
+
+impl Default for BulkSettings {
+    fn default() -> Self {
+        Self {
+            source_threshold: crate::SOURCE_BULK_THRESHOLD,
+            destination_threshold: DESTINATION_BULK_THRESHOLD,
+            page_records: 50_000,
+            poll_initial: Duration::from_millis(250),
+            poll_max: Duration::from_secs(10),
+            job_timeout: Duration::from_secs(6 * 60 * 60),
+            upload_max_bytes: UPLOAD_MAX_BYTES,
+        }
+    }
+}
+
+impl BulkSettings {
+    /// Polls a few milliseconds apart, for tests.
+    pub fn fast() -> Self {
+        Self {
+            poll_initial: Duration::from_millis(2),
+            poll_max: Duration::from_millis(10),
+            job_timeout: Duration::from_secs(10),
+            ..Self::default()
+        }
+    }
+}
+
+/// The state of a job, from its job info.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobInfo {
+    /// Job id.
+    pub id: String,
+    /// `Open`, `UploadComplete`, `InProgress`, `JobComplete`, `Failed` or `Aborted`.
+    pub state: String,
+    /// `numberRecordsProcessed`.
+    pub processed: u64,
+    /// `numberRecordsFailed` (ingest jobs).
+    pub failed: u64,
+    /// `errorMessage` of a failed job.
+    pub error_message: Option<String>,
+}
+
+impl JobInfo {
+    fn parse(value: &Value, what: &str) -> Result<Self, ConnectorError> {
+        let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
+        let count = |key: &str| value.get(key).and_then(Value::as_u64).unwrap_or(0);
+        Ok(Self {
+            id: text("id").ok_or_else(|| {
+                ConnectorError::bad_data(format!("Salesforce {what}: the job info has no id"))
+            })?,
+            state: text("state").unwrap_or_default(),
+            processed: count("numberRecordsProcessed"),
+            failed: count("numberRecordsFailed"),
+            error_message: text("errorMessage"),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JobKind {
+    Query,
+    Ingest,
+}
+
+impl JobKind {
+    fn path(self) -> &'static str {
+        match self {
+            JobKind::Query => "jobs/query",
+            JobKind::Ingest => "jobs/ingest",
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            JobKind::Query => "query",
+            JobKind::Ingest => "ingest",
+        }
+    }
+}
+
+/// Polls a job until it is `JobComplete`. `Failed` and `Aborted` jobs are errors quoting
+/// Salesforce's `errorMessage`; a job still running after `job_timeout` is aborted.
+async fn wait_for_job(
+    session: &Session,
+    kind: JobKind,
+    id: &str,
+    object: &str,
+    settings: &BulkSettings,
+) -> Result<JobInfo, ConnectorError> {
+    let started = Instant::now();
+    let mut wait = settings.poll_initial;
+    let what = format!(
+        "status of Bulk API 2.0 {} job {id} on {object}",
+        kind.name()
+    );
+    loop {
+        let path = format!("{}/{id}", kind.path());
+        let (value, _) = session.json(&what, Method::GET, &path, &[], None).await?;
+        let info = JobInfo::parse(&value, &what)?;
+        match info.state.as_str() {
+            "JobComplete" => return Ok(info),
+            "Failed" | "Aborted" => {
+                let reason = info
+                    .error_message
+                    .clone()
+                    .unwrap_or_else(|| "no errorMessage given".to_owned());
+                // InvalidBatch, InvalidJob, FeatureNotEnabled: the request itself was refused.
+                let refused = ["Invalid", "FeatureNotEnabled"]
+                    .iter()
+                    .any(|prefix| reason.starts_with(prefix));
+                let kind_of_error = if refused {
+                    ConnectorErrorKind::InvalidConfig
+                } else {
+                    ConnectorErrorKind::Unavailable
+                };
+                return Err(ConnectorError::new(
+                    kind_of_error,
+                    format!(
+                        "Salesforce Bulk API 2.0 {} job {id} on {object} ended {}: {reason}",
+                        kind.name(),
+                        info.state
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        if started.elapsed() >= settings.job_timeout {
+            abort_job(session, kind, id).await;
+            return Err(ConnectorError::unavailable(format!(
+                "Salesforce Bulk API 2.0 {} job {id} on {object} did not finish within {:?} \
+                 (last state {}); it was aborted",
+                kind.name(),
+                settings.job_timeout,
+                info.state
+            )));
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(settings.poll_max);
+    }
+}
+
+/// Best-effort `PATCH {state: Aborted}`; failures are logged, never raised.
+async fn abort_job(session: &Session, kind: JobKind, id: &str) {
+    let path = format!("{}/{id}", kind.path());
+    let body = json!({"state": "Aborted"});
+    if let Err(error) = session
+        .call(
+            "abort of a Bulk API 2.0 job",
+            Method::PATCH,
+            &path,
+            &[],
+            Some(&body),
+        )
+        .await
+    {
+        tracing::debug!(job = id, %error, "could not abort the Bulk API 2.0 job");
+    }
+}
+
+/// Best-effort `DELETE` of a job.
+async fn delete_job(session: &Session, kind: JobKind, id: &str) {
+    let path = format!("{}/{id}", kind.path());
+    if let Err(error) = session
+        .call(
+            "delete of a Bulk API 2.0 job",
+            Method::DELETE,
+            &path,
+            &[],
+            None,
+        )
+        .await
+    {
+        tracing::debug!(job = id, %error, "could not delete the Bulk API 2.0 job");
+    }
+}
+
+/// A Bulk read of `plan`: the query job to create and the columns to fill.
+#[derive(Debug, Clone)]
+pub struct BulkQuery {
+    /// The sObject.
+    pub object: String,
+    /// Output fields, in order (compound ones stay null).
+    pub fields: Vec<SfField>,
+    /// The SOQL sent, without compound fields.
+    pub soql: String,
+    /// `queryAll` rather than `query`.
+    pub include_deleted: bool,
+}
+
+impl BulkQuery {
+    /// The Bulk form of a REST plan.
+    ///
+    /// # Errors
+    /// When every selected field is compound.
+    pub fn from_plan(plan: &QueryPlan) -> Result<Self, ConnectorError> {
+        let compound: Vec<&str> = plan
+            .fields
+            .iter()
+            .filter(|f| !is_flat(&f.kind))
+            .map(|f| f.name.as_str())
+            .collect();
+        if compound.len() == plan.fields.len() {
+            return Err(ConnectorError::invalid_config(format!(
+                "Bulk API 2.0 cannot read the compound fields {} of Salesforce object {}; use \
+                 dataTransferApi REST_SYNC",
+                compound.join(", "),
+                plan.object
+            )));
+        }
+        if !compound.is_empty() {
+            tracing::warn!(
+                object = %plan.object,
+                fields = %compound.join(", "),
+                "Bulk API 2.0 does not transfer compound fields; their columns are null"
+            );
+        }
+        Ok(Self {
+            object: plan.object.clone(),
+            fields: plan.fields.clone(),
+            soql: plan.soql_for(plan.fields.iter().filter(|f| is_flat(&f.kind))),
+            include_deleted: plan.include_deleted,
+        })
+    }
+}
+
+/// Creates the query job and returns its id.
+pub async fn start_query(session: &Session, query: &BulkQuery) -> Result<String, ConnectorError> {
+    let body = json!({
+        "operation": if query.include_deleted { "queryAll" } else { "query" },
+        "query": query.soql,
+        "contentType": "CSV",
+        "columnDelimiter": "COMMA",
+        "lineEnding": "LF",
+    });
+    let what = format!("Bulk API 2.0 query job on {}", query.object);
+    let (value, _) = session
+        .json(&what, Method::POST, JobKind::Query.path(), &[], Some(&body))
+        .await?;
+    let info = JobInfo::parse(&value, &what)?;
+    tracing::info!(object = %query.object, job = %info.id, "created a Bulk API 2.0 query job");
+    Ok(info.id)
+}
+
+/// Aborts and deletes a job that was abandoned before it was finished with (a dropped stream).
+struct JobGuard {
+    session: Arc<Session>,
+    kind: JobKind,
+    id: String,
+    settled: bool,
+}
+
+impl Drop for JobGuard {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (session, kind, id) = (self.session.clone(), self.kind, self.id.clone());
+        runtime.spawn(async move {
+            abort_job(&session, kind, &id).await;
+            delete_job(&session, kind, &id).await;
+        });
+    }
+}
+
+/// A page download running on the runtime while the previous page is decoded; cancelled when
+/// dropped.
+struct Prefetch(tokio::task::JoinHandle<Result<HttpResponse, ConnectorError>>);
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn fetch_page(
+    session: Arc<Session>,
+    id: &str,
+    object: &str,
+    locator: Option<String>,
+    page: u64,
+    max_records: usize,
+) -> Prefetch {
+    let path = format!("jobs/query/{id}/results");
+    let what = format!("Bulk API 2.0 results of {object} (page {page})");
+    let mut query = vec![("maxRecords", max_records.to_string())];
+    if let Some(locator) = locator {
+        query.push(("locator", locator));
+    }
+    Prefetch(tokio::spawn(async move {
+        session
+            .call_with(&what, Method::GET, &path, &query, |request| {
+                request.header("accept", "text/csv")
+            })
+            .await
+    }))
+}
+
+struct QueryState {
+    session: Arc<Session>,
+    query: Arc<BulkQuery>,
+    settings: BulkSettings,
+    stats: Arc<ReadStats>,
+    job: JobGuard,
+    decoder: CsvPageDecoder,
+    /// `numberRecordsProcessed`, once the job completed.
+    expected: Option<u64>,
+    pending: VecDeque<RecordBatch>,
+    next: Option<Prefetch>,
+    pages: u64,
+    received: u64,
+    done: bool,
+}
+
+/// Streams the results of query job `job_id` as batches of at most `batch_rows` rows.
+pub fn stream_query(
+    session: Arc<Session>,
+    query: BulkQuery,
+    job_id: String,
+    settings: BulkSettings,
+    stats: Arc<ReadStats>,
+    batch_rows: usize,
+) -> BatchStream {
+    let decoder = CsvPageDecoder::new(&query.object, &query.fields, batch_rows);
+    let state = QueryState {
+        job: JobGuard {
+            session: session.clone(),
+            kind: JobKind::Query,
+            id: job_id,
+            settled: false,
+        },
+        session,
+        query: Arc::new(query),
+        settings,
+        stats,
+        decoder,
+        expected: None,
+        pending: VecDeque::new(),
+        next: None,
+        pages: 0,
+        received: 0,
+        done: false,
+    };
+    futures::stream::try_unfold(state, |mut state| async move {
+        loop {
+            if let Some(batch) = state.pending.pop_front() {
+                return Ok(Some((batch, state)));
+            }
+            if state.done {
+                state.finish().await?;
+                return Ok(None);
+            }
+            state.next_page().await?;
+        }
+    })
+    .boxed()
+}
+
+impl QueryState {
+    /// Waits for the job, then downloads and decodes one page, starting the next download.
+    async fn next_page(&mut self) -> Result<(), ConnectorError> {
+        let object = self.query.object.clone();
+        if self.expected.is_none() {
+            let info = wait_for_job(
+                &self.session,
+                JobKind::Query,
+                &self.job.id,
+                &object,
+                &self.settings,
+            )
+            .await?;
+            self.expected = Some(info.processed);
+            self.next = Some(self.fetch(None));
+        }
+        let Some(mut download) = self.next.take() else {
+            self.done = true;
+            return Ok(());
+        };
+        let response = (&mut download.0).await.map_err(|error| {
+            ConnectorError::internal(format!(
+                "downloading Bulk API 2.0 results of {object}: {error}"
+            ))
+        })??;
+        self.pages += 1;
+        let header = |name: &str| {
+            response
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let locator = header("sforce-locator").filter(|l| !l.is_empty() && l != "null");
+        let announced = header("sforce-numberofrecords").and_then(|n| n.parse::<u64>().ok());
+        match locator {
+            Some(locator) => self.next = Some(self.fetch(Some(locator))),
+            None => self.done = true,
+        }
+        self.stats.add_bytes(response.body.len() as u64);
+        let page = self.pages;
+        let batches = self.decoder.decode(&response.body, page)?;
+        let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
+        if let Some(announced) = announced
+            && announced != rows
+        {
+            return Err(ConnectorError::unavailable(format!(
+                "Salesforce Bulk API 2.0 results of {object} page {page}: \
+                 Sforce-NumberOfRecords announced {announced} records but the page has {rows}"
+            )));
+        }
+        self.received += rows;
+        self.pending.extend(batches);
+        Ok(())
+    }
+
+    fn fetch(&self, locator: Option<String>) -> Prefetch {
+        fetch_page(
+            self.session.clone(),
+            &self.job.id,
+            &self.query.object,
+            locator,
+            self.pages + 1,
+            self.settings.page_records.max(1),
+        )
+    }
+
+    /// Checks the total against the job's count and deletes the job.
+    async fn finish(&mut self) -> Result<(), ConnectorError> {
+        let expected = self.expected.unwrap_or(0);
+        if self.received != expected {
+            return Err(ConnectorError::unavailable(format!(
+                "Salesforce Bulk API 2.0 query job {} on {} processed {expected} records but \
+                 its results held {}",
+                self.job.id, self.query.object, self.received
+            )));
+        }
+        delete_job(&self.session, JobKind::Query, &self.job.id).await;
+        self.job.settled = true;
+        tracing::info!(object = %self.query.object, job = %self.job.id, records = self.received, pages = self.pages, "read a Bulk API 2.0 query result");
+        Ok(())
+    }
+}
+
+/// Bulk API 2.0 result CSV (comma-separated, `"` quoting, header on every page) into typed
+/// batches of the output fields.
+pub(crate) struct CsvPageDecoder {
+    object: String,
+    fields: Vec<SfField>,
+    schema: SchemaRef,
+    batch_rows: usize,
+}
+
+impl CsvPageDecoder {
+    pub(crate) fn new(object: &str, fields: &[SfField], batch_rows: usize) -> Self {
+        Self {
+            object: object.to_owned(),
+            fields: fields.to_vec(),
+            schema: crate::source::schema_of(fields),
+            batch_rows: batch_rows.max(1),
+        }
+    }
+
+    fn error(&self, page: u64, message: String) -> ConnectorError {
+        ConnectorError::bad_data(format!(
+            "Salesforce Bulk API 2.0 results of {} page {page}: {message}",
+            self.object
+        ))
+    }
+
+    /// Decodes one page. Every output field must be a column of the page, except compound
+    /// fields (left out of the query, so null).
+    pub(crate) fn decode(
+        &mut self,
+        body: &[u8],
+        page: u64,
+    ) -> Result<Vec<RecordBatch>, ConnectorError> {
+        let mut batches = Vec::new();
+        let mut records = CsvRecords::new(body);
+        let Some(header) = records
+            .next_record()
+            .map_err(|message| self.error(page, message))?
+        else {
+            return Ok(batches);
+        };
+        // For each CSV column, the output column it fills.
+        let mut targets = Vec::with_capacity(header.len());
+        for name in header.iter() {
+            let name = std::str::from_utf8(name)
+                .map_err(|_| self.error(page, "the header is not UTF-8".to_owned()))?;
+            let target = self
+                .fields
+                .iter()
+                .position(|f| f.name.eq_ignore_ascii_case(name))
+                .ok_or_else(|| self.error(page, format!("unexpected column {name}")))?;
+            if targets.contains(&target) {
+                return Err(self.error(page, format!("column {name} appears twice")));
+            }
+            targets.push(target);
+        }
+        if let Some(missing) = self
+            .fields
+            .iter()
+            .enumerate()
+            .find(|(i, f)| is_flat(&f.kind) && !targets.contains(i))
+        {
+            return Err(self.error(page, format!("no column for field {}", missing.1.name)));
+        }
+        let null_columns: Vec<usize> = (0..self.fields.len())
+            .filter(|i| !targets.contains(i))
+            .collect();
+        let mut columns = self.new_columns();
+        let mut row = 0u64;
+        while let Some(record) = records
+            .next_record()
+            .map_err(|message| self.error(page, message))?
+        {
+            row += 1;
+            if record.len() != targets.len() {
+                // A blank line is one empty field; Salesforce does not send them, skip anyway.
+                if record.len() == 1 && record.get(0).is_some_and(<[u8]>::is_empty) {
+                    continue;
+                }
+                return Err(self.error(
+                    page,
+                    format!(
+                        "row {row} has {} fields, the header {}",
+                        record.len(),
+                        targets.len()
+                    ),
+                ));
+            }
+            for (j, &target) in targets.iter().enumerate() {
+                let bytes = record.get(j).unwrap_or_default();
+                let column = &mut columns[target];
+                if bytes.is_empty() {
+                    column.append_null();
+                    continue;
+                }
+                if !column.append_bytes(bytes) {
+                    let field = &self.fields[target];
+                    return Err(self.error(
+                        page,
+                        format!(
+                            "row {row}: field {} ({}) has an unexpected value '{}'",
+                            field.name,
+                            field.kind,
+                            String::from_utf8_lossy(bytes)
+                        ),
+                    ));
+                }
+            }
+            for &i in &null_columns {
+                columns[i].append_null();
+            }
+            if columns.first().is_some_and(|c| c.len() >= self.batch_rows) {
+                batches.push(finish_batch(&self.object, &self.schema, &mut columns)?);
+            }
+        }
+        if columns.first().is_some_and(|c| c.len() > 0) {
+            batches.push(finish_batch(&self.object, &self.schema, &mut columns)?);
+        }
+        Ok(batches)
+    }
+
+    fn new_columns(&self) -> Vec<Column> {
+        let rows = self.batch_rows.min(64 * 1024);
+        self.fields
+            .iter()
+            .map(|f| Column::new(&f.kind, rows))
+            .collect()
+    }
+}
+
+/// One parsed CSV record: field bytes and their end offsets.
+pub(crate) struct CsvRecord<'a> {
+    data: &'a [u8],
+    ends: &'a [usize],
+}
+
+impl CsvRecord<'_> {
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub(crate) fn get(&self, i: usize) -> Option<&[u8]> {
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.data.get(start..end)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+}
+
+/// Records of a CSV held in memory, parsed by `csv-core` (`"` quoting with `""` escapes, quoted
+/// separators and newlines, `\n` or `\r\n`).
+pub(crate) struct CsvRecords<'a> {
+    input: &'a [u8],
+    reader: Reader,
+    data: Vec<u8>,
+    ends: Vec<usize>,
+    line: u64,
+    finished: bool,
+}
+
+impl<'a> CsvRecords<'a> {
+    pub(crate) fn new(input: &'a [u8]) -> Self {
+        Self {
+            input,
+            reader: ReaderBuilder::new().build(),
+            data: vec![0; 4096],
+            ends: vec![0; 64],
+            line: 0,
+            finished: false,
+        }
+    }
+
+    /// The next record, `None` at the end.
+    pub(crate) fn next_record(&mut self) -> Result<Option<CsvRecord<'_>>, String> {
+        if self.finished {
+            return Ok(None);
+        }
+        let (mut data_len, mut ends_len) = (0, 0);
+        loop {
+            let (result, read, written, ended) = self.reader.read_record(
+                self.input,
+                &mut self.data[data_len..],
+                &mut self.ends[ends_len..],
+            );
+            self.input = &self.input[read..];
+            data_len += written;
+            ends_len += ended;
+            match result {
+                ReadRecordResult::InputEmpty => {
+                    // The whole CSV is in `input`: an empty input now means the end of file.
+                    if self.input.is_empty() {
+                        continue;
+                    }
+                }
+                ReadRecordResult::OutputFull => {
+                    let bigger = self.data.len() * 2;
+                    self.data.resize(bigger, 0);
+                }
+                ReadRecordResult::OutputEndsFull => {
+                    let bigger = self.ends.len() * 2;
+                    self.ends.resize(bigger, 0);
+                }
+                ReadRecordResult::Record => {
+                    self.line += 1;
+                    return Ok(Some(CsvRecord {
+                        data: &self.data[..data_len],
+                        ends: &self.ends[..ends_len],
+                    }));
+                }
+                ReadRecordResult::End => {
+                    self.finished = true;
+                    return Ok(None);
+                }
+            }
+        }
+    }
+}
+
+/// Uploads `csv` (`rows` records after the header) as one ingest job and waits for it.
+///
+/// # Errors
+/// A refused request, a `Failed`/`Aborted` job, or a job that processed a different number of
+/// records than were uploaded.
+pub async fn run_ingest_job(
+    session: &Session,
+    object: &str,
+    operation: &str,
+    external_id: Option<&str>,
+    csv: Bytes,
+    rows: u64,
+    settings: &BulkSettings,
+) -> Result<JobInfo, ConnectorError> {
+    let mut body = json!({
+        "object": object,
+        "operation": operation,
+        "contentType": "CSV",
+        "columnDelimiter": "COMMA",
+        "lineEnding": "LF",
+    });
+    if let Some(field) = external_id {
+        body["externalIdFieldName"] = json!(field);
+    }
+    let what = format!("Bulk API 2.0 {operation} job on {object}");
+    let (value, _) = session
+        .json(
+            &what,
+            Method::POST,
+            JobKind::Ingest.path(),
+            &[],
+            Some(&body),
+        )
+        .await?;
+    let id = JobInfo::parse(&value, &what)?.id;
+    tracing::info!(object, operation, job = %id, rows, bytes = csv.len(), "created a Bulk API 2.0 ingest job");
+    let uploaded = async {
+        session
+            .call_with(
+                &format!("upload of {rows} {object} records to job {id}"),
+                Method::PUT,
+                &format!("jobs/ingest/{id}/batches"),
+                &[],
+                |request| {
+                    request
+                        .header("content-type", "text/csv")
+                        .header("accept", "application/json")
+                        .body(csv.clone())
+                },
+            )
+            .await?;
+        session
+            .call(
+                &format!("close of job {id}"),
+                Method::PATCH,
+                &format!("jobs/ingest/{id}"),
+                &[],
+                Some(&json!({"state": "UploadComplete"})),
+            )
+            .await
+    }
+    .await;
+    if let Err(error) = uploaded {
+        abort_job(session, JobKind::Ingest, &id).await;
+        return Err(error);
+    }
+    let info = wait_for_job(session, JobKind::Ingest, &id, object, settings).await?;
+    if info.processed != rows {
+        return Err(ConnectorError::unavailable(format!(
+            "Salesforce Bulk API 2.0 {operation} job {id} on {object} processed {} of the {rows} \
+             records uploaded",
+            info.processed
+        )));
+    }
+    Ok(info)
+}
+
+/// Downloads the `failedResults` CSV of an ingest job.
+pub async fn failed_results(
+    session: &Session,
+    object: &str,
+    id: &str,
+) -> Result<Bytes, ConnectorError> {
+    let response = session
+        .call_with(
+            &format!("failed results of Bulk API 2.0 job {id} on {object}"),
+            Method::GET,
+            &format!("jobs/ingest/{id}/failedResults"),
+            &[],
+            |request| request.header("accept", "text/csv"),
+        )
+        .await?;
+    Ok(response.body)
+}
+
+/// Reads a `failedResults` CSV (`sf__Id`, `sf__Error`, the columns as uploaded) a few records
+/// at a time.
+pub struct FailedResults<'a> {
+    records: CsvRecords<'a>,
+    header: Vec<String>,
+    error_column: usize,
+    id_column: Option<usize>,
+}
+
+impl<'a> FailedResults<'a> {
+    /// Reads the header.
+    ///
+    /// # Errors
+    /// When the CSV has no `sf__Error` column.
+    pub fn new(body: &'a [u8]) -> Result<Self, ConnectorError> {
+        let bad = |message: String| {
+            ConnectorError::bad_data(format!("Salesforce Bulk API 2.0 failed results: {message}"))
+        };
+        let mut records = CsvRecords::new(body);
+        let header: Vec<String> = match records.next_record().map_err(bad)? {
+            Some(record) => record
+                .iter()
+                .map(|name| String::from_utf8_lossy(name).into_owned())
+                .collect(),
+            None => Vec::new(),
+        };
+        let error_column = header
+            .iter()
+            .position(|h| h == "sf__Error")
+            .ok_or_else(|| bad("no sf__Error column".to_owned()))?;
+        let id_column = header.iter().position(|h| h == "sf__Id");
+        Ok(Self {
+            records,
+            header,
+            error_column,
+            id_column,
+        })
+    }
+
+    /// Up to `limit` more rejected records; empty at the end.
+    ///
+    /// # Errors
+    /// Malformed CSV.
+    pub fn next_chunk(&mut self, limit: usize) -> Result<Vec<RejectedRecord>, ConnectorError> {
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let record = self.records.next_record().map_err(|message| {
+                ConnectorError::bad_data(format!(
+                    "Salesforce Bulk API 2.0 failed results: {message}"
+                ))
+            })?;
+            let Some(record) = record else {
+                break;
+            };
+            let text = |i: usize| {
+                record
+                    .get(i)
+                    .map(|b| String::from_utf8_lossy(b).into_owned())
+                    .unwrap_or_default()
+            };
+            let (code, message) = split_error(&text(self.error_column));
+            let mut fields = Map::new();
+            for (i, name) in self.header.iter().enumerate() {
+                if i == self.error_column || Some(i) == self.id_column {
+                    continue;
+                }
+                let value = text(i);
+                // Empty fields were not sent (a null leaves the value alone).
+                if !value.is_empty() {
+                    fields.insert(name.clone(), Value::String(value));
+                }
+            }
+            out.push(RejectedRecord {
+                record: fields,
+                code,
+                message,
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// `REQUIRED_FIELD_MISSING:Required fields are missing: [Name]:Name --` into the code and the
+/// rest of the text.
+fn split_error(text: &str) -> (Option<String>, String) {
+    let text = text.trim().trim_end_matches("--").trim_end();
+    match text.split_once(':') {
+        Some((code, rest))
+            if !code.is_empty()
+                && code
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') =>
+        {
+            (Some(code.to_owned()), rest.trim().to_owned())
+        }
+        _ => (None, text.to_owned()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Date32Type, Float64Type, Int64Type, TimestampMillisecondType};
+
+    use super::*;
+
+    fn field(name: &str, kind: &str) -> SfField {
+        SfField {
+            name: name.into(),
+            label: name.into(),
+            kind: kind.into(),
+            nillable: true,
+            createable: true,
+            updateable: true,
+            filterable: true,
+            external_id: false,
+            defaulted_on_create: false,
+            picklist: Vec::new(),
+        }
+    }
+
+    fn fields() -> Vec<SfField> {
+        vec![
+            field("Id", "id"),
+            field("Name", "string"),
+            field("NumberOfEmployees", "int"),
+            field("AnnualRevenue", "currency"),
+            field("IsActive__c", "boolean"),
+            field("SLAExpirationDate__c", "date"),
+            field("LastModifiedDate", "datetime"),
+            field("BillingAddress", "address"),
+        ]
+    }
+
+    #[test]
+    fn decodes_typed_columns_in_batches() {
+        let body = "\"Id\",\"Name\",\"NumberOfEmployees\",\"AnnualRevenue\",\"IsActive__c\",\
+                    \"SLAExpirationDate__c\",\"LastModifiedDate\"\n\
+                    \"001A\",\"Acme, \"\"the\"\" one\nsecond line\",\"12\",\"1.5E7\",\"true\",\
+                    \"2024-02-29\",\"2024-04-16T19:00:00.250Z\"\n\
+                    \"001B\",\"Ünïcode\",\"\",\"100.0\",\"false\",\"\",\"\"\n\
+                    \"001C\",\"\",\"7.0\",\"\",\"\",\"1969-12-31\",\"1970-01-01T00:00:00.000+0000\"\n";
+        let mut decoder = CsvPageDecoder::new("Account", &fields(), 2);
+        let batches = decoder.decode(body.as_bytes(), 1).unwrap();
+        assert_eq!(
+            batches
+                .iter()
+                .map(RecordBatch::num_rows)
+                .collect::<Vec<_>>(),
+            [2, 1]
+        );
+        let first = &batches[0];
+        assert_eq!(
+            first.column(1).as_string::<i32>().value(0),
+            "Acme, \"the\" one\nsecond line"
+        );
+        assert_eq!(first.column(1).as_string::<i32>().value(1), "Ünïcode");
+        assert_eq!(first.column(2).as_primitive::<Int64Type>().value(0), 12);
+        assert!(first.column(2).is_null(1));
+        assert_eq!(
+            first.column(3).as_primitive::<Float64Type>().value(0),
+            1.5e7
+        );
+        assert!(first.column(4).as_boolean().value(0));
+        assert_eq!(
+            first.column(5).as_primitive::<Date32Type>().value(0),
+            19_782
+        );
+        assert_eq!(
+            first
+                .column(6)
+                .as_primitive::<TimestampMillisecondType>()
+                .value(0),
+            1_713_294_000_250
+        );
+        // The compound field is not in the results: a null column.
+        assert_eq!(first.column(7).null_count(), 2);
+        let second = &batches[1];
+        assert!(second.column(1).is_null(0), "an empty field is null");
+        assert_eq!(second.column(2).as_primitive::<Int64Type>().value(0), 7);
+        assert_eq!(second.column(5).as_primitive::<Date32Type>().value(0), -1);
+        assert_eq!(
+            second
+                .column(6)
+                .as_primitive::<TimestampMillisecondType>()
+                .value(0),
+            0
+        );
+    }
+
+    #[test]
+    fn fast_date_and_time_parsing_agrees_with_chrono() {
+        use crate::source::{parse_date_days, parse_timestamp_millis};
+        use chrono::NaiveDate;
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+        let mut day = NaiveDate::from_ymd_opt(1599, 12, 25).unwrap();
+        while day < NaiveDate::from_ymd_opt(2401, 3, 5).unwrap() {
+            let text = day.format("%Y-%m-%d").to_string();
+            let expected = (day - epoch).num_days();
+            assert_eq!(
+                parse_date_days(&text).map(i64::from),
+                Some(expected),
+                "{text}"
+            );
+            let time = day.and_hms_milli_opt(23, 59, 58, 999).unwrap().and_utc();
+            let millis = time.timestamp_millis();
+            let bulk = time.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+            let rest = time.format("%Y-%m-%dT%H:%M:%S%.3f+0000").to_string();
+            assert_eq!(parse_timestamp_millis(&bulk), Some(millis), "{bulk}");
+            assert_eq!(parse_timestamp_millis(&rest), Some(millis), "{rest}");
+            day += chrono::Duration::days(13);
+        }
+        for bad in [
+            "2023-02-29",
+            "2024-13-01",
+            "2024-00-10",
+            "2024-04-31",
+            "24-01-01x",
+        ] {
+            assert_eq!(parse_date_days(bad), None, "{bad}");
+        }
+        for bad in [
+            "2024-04-16T24:00:00.000Z",
+            "2024-04-16T19:60:00.000Z",
+            "2024-02-30T00:00:00.000Z",
+        ] {
+            assert_eq!(parse_timestamp_millis(bad), None, "{bad}");
+        }
+        // Other offsets go through the general parser.
+        assert_eq!(
+            parse_timestamp_millis("2024-04-16T21:00:00.000+02:00"),
+            parse_timestamp_millis("2024-04-16T19:00:00.000Z")
+        );
+    }
+
+    #[test]
+    fn malformed_pages_name_the_page_row_and_field() {
+        let mut decoder = CsvPageDecoder::new("Account", &fields()[..3], 100);
+        let error = decoder
+            .decode(b"Id,Name,NumberOfEmployees\n001A,x,12\n001B,y,many\n", 4)
+            .unwrap_err();
+        assert!(
+            error.message.contains("page 4")
+                && error.message.contains("row 2")
+                && error.message.contains("NumberOfEmployees")
+                && error.message.contains("'many'"),
+            "{error}"
+        );
+        let error = decoder.decode(b"Id,Name\n001A,x\n", 1).unwrap_err();
+        assert!(
+            error
+                .message
+                .contains("no column for field NumberOfEmployees"),
+            "{error}"
+        );
+        let error = decoder
+            .decode(b"Id,Name,NumberOfEmployees,name\n", 1)
+            .unwrap_err();
+        assert!(
+            error.message.contains("column name appears twice"),
+            "{error}"
+        );
+        let error = decoder.decode(b"Id,Name,Extra\n", 1).unwrap_err();
+        assert!(error.message.contains("unexpected column Extra"), "{error}");
+        let error = decoder
+            .decode(b"Id,Name,NumberOfEmployees\n001A,x\n", 1)
+            .unwrap_err();
+        assert!(error.message.contains("row 1 has 2 fields"), "{error}");
+        let overflow = decoder.decode(b"Id,Name,NumberOfEmployees\n001A,x,1e300\n", 1);
+        assert!(overflow.is_err());
+        // An empty page (no header either) is no rows, not an error.
+        assert!(decoder.decode(b"", 1).unwrap().is_empty());
+        assert!(
+            decoder
+                .decode(b"Id,Name,NumberOfEmployees\n", 1)
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn failed_results_become_rejected_records() {
+        let body = "\"sf__Id\",\"sf__Error\",\"Name\",\"External_Id__c\"\n\
+                    \"\",\"REQUIRED_FIELD_MISSING:Required fields are missing: [Name]:Name --\",\"\",\"e1\"\n\
+                    \"001X\",\"DUPLICATE_VALUE:duplicate value found: a, b:External_Id__c --\",\"Ü\",\"e2\"\n\
+                    \"\",\"something went wrong\",\"n\",\"e3\"\n";
+        let mut results = FailedResults::new(body.as_bytes()).unwrap();
+        let first = results.next_chunk(2).unwrap();
+        assert_eq!(first.len(), 2);
+        assert_eq!(first[0].code.as_deref(), Some("REQUIRED_FIELD_MISSING"));
+        assert_eq!(first[0].message, "Required fields are missing: [Name]:Name");
+        assert_eq!(
+            first[0].record,
+            json!({"External_Id__c": "e1"})
+                .as_object()
+                .cloned()
+                .unwrap()
+        );
+        assert_eq!(first[1].code.as_deref(), Some("DUPLICATE_VALUE"));
+        assert_eq!(first[1].record["Name"], "Ü");
+        let rest = results.next_chunk(2).unwrap();
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].code, None);
+        assert_eq!(rest[0].message, "something went wrong");
+        assert!(results.next_chunk(2).unwrap().is_empty());
+        assert!(FailedResults::new(b"a,b\n").is_err());
+    }
+}
