@@ -388,16 +388,8 @@ impl Sessions {
             versions: versions.clone(),
             target: self.settings.credentials_store.clone(),
         });
-        let mut tokens = config.tokens.clone();
+        let tokens = initial_tokens(&oauth, &config, &profile.name).await?;
         if let Some(grant) = &config.initial_grant {
-            let fresh = oauth
-                .exchange(grant, chrono::Utc::now())
-                .await
-                .map_err(|error| oauth_error(&profile.name, error))?;
-            tokens = TokenSet {
-                refresh_token: fresh.refresh_token.clone().or(tokens.refresh_token),
-                ..fresh
-            };
             tracing::info!(profile = %profile.name, grant_type = grant.grant_type(), "obtained a Salesforce access token");
             if let Err(error) = store.save(&tokens).await {
                 tracing::warn!(profile = %profile.name, %error, "could not store the Salesforce tokens");
@@ -428,17 +420,7 @@ impl Sessions {
             );
         }
         let oauth = self.oauth_client(config.sandbox);
-        let mut tokens = config.tokens.clone();
-        if let Some(grant) = &config.initial_grant {
-            let fresh = oauth
-                .exchange(grant, chrono::Utc::now())
-                .await
-                .map_err(|error| oauth_error(&profile.name, error))?;
-            tokens = TokenSet {
-                refresh_token: fresh.refresh_token.clone().or(tokens.refresh_token),
-                ..fresh
-            };
-        }
+        let tokens = initial_tokens(&oauth, &config, &profile.name).await?;
         let exchanged_url = tokens.instance_url.clone();
         let instance_url = exchanged_url
             .clone()
@@ -509,4 +491,25 @@ impl TokenStore for WriteBack {
         tracing::info!(profile = %self.profile, "stored the renewed Salesforce tokens in the connector profile");
         Ok(())
     }
+}
+
+/// The profile's tokens, after exchanging its one-time grant (authorization code, JWT, client
+/// credentials) when it has one. A refresh token the exchange does not return is kept.
+async fn initial_tokens(
+    oauth: &OAuth2Client,
+    config: &ProfileConfig,
+    profile: &str,
+) -> Result<TokenSet, ConnectorError> {
+    let tokens = config.tokens.clone();
+    let Some(grant) = &config.initial_grant else {
+        return Ok(tokens);
+    };
+    let fresh = oauth
+        .exchange(grant, chrono::Utc::now())
+        .await
+        .map_err(|error| oauth_error(profile, error))?;
+    Ok(TokenSet {
+        refresh_token: fresh.refresh_token.clone().or(tokens.refresh_token),
+        ..fresh
+    })
 }
