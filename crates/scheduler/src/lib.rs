@@ -798,6 +798,45 @@ impl Scheduler {
         persisted.map(|()| feedback)
     }
 
+    /// Records a run of `flow_name` that a previous process started and never finished (it
+    /// crashed or was killed): a failure, counted towards `flowErrorDeactivationThreshold` like
+    /// any other, so a flow whose runs keep crashing the server is suspended too. The
+    /// watermark stays. Ignored when the flow is not scheduled here or already has a run of
+    /// this process in flight.
+    ///
+    /// # Errors
+    ///
+    /// As [`Scheduler::on_run_finished`].
+    pub async fn on_run_interrupted(
+        &self,
+        flow_name: &str,
+        execution_id: &str,
+    ) -> Result<RunFeedback, SchedulerError> {
+        let now = self.inner.clock.now();
+        {
+            let mut flows = self.flows();
+            let seq = flows.next();
+            let Some(entry) = flows.entries.get_mut(flow_name) else {
+                return Ok(RunFeedback::Ignored);
+            };
+            if entry.in_flight.is_some() {
+                return Ok(RunFeedback::Ignored);
+            }
+            entry.in_flight = Some(InFlight {
+                seq,
+                fire_time: now,
+                window: None,
+                execution_id: Some(execution_id.to_owned()),
+            });
+        }
+        tracing::warn!(
+            flow_name,
+            execution_id,
+            "a run interrupted by the previous shutdown counts as failed"
+        );
+        self.on_run_finished(flow_name, execution_id, false).await
+    }
+
     /// Applies the end of the in-flight run that `is_this_run` recognises, and persists it.
     /// The feedback holds even when persisting fails.
     async fn settle(

@@ -977,3 +977,46 @@ async fn the_loop_sleeps_until_the_next_tick() {
     assert_eq!(launcher.launches()[0].fire_time, at("2024-01-02T10:01:00Z"));
     stop_loop(stop, handle).await;
 }
+
+#[tokio::test]
+async fn runs_interrupted_by_a_crash_count_towards_the_threshold() {
+    let h = harness("2024-01-02T10:00:00Z");
+    h.activate(
+        "orders",
+        r#"{"scheduleExpression": "rate(1hours)", "flowErrorDeactivationThreshold": 2}"#,
+    )
+    .await;
+    // A flow the scheduler does not know is left alone.
+    assert_eq!(
+        h.scheduler
+            .on_run_interrupted("other", "other-1")
+            .await
+            .unwrap(),
+        RunFeedback::Ignored
+    );
+    // A run of this process in flight is never mistaken for the crashed one.
+    h.scheduler.run_due().await;
+    assert!(h.scheduler.is_running("orders"));
+    assert_eq!(
+        h.scheduler
+            .on_run_interrupted("orders", "old-1")
+            .await
+            .unwrap(),
+        RunFeedback::Ignored
+    );
+    assert_eq!(h.scheduler.state("orders").unwrap().consecutive_failures, 0);
+    h.finish("orders", "orders-1", false).await;
+    assert_eq!(
+        h.scheduler
+            .on_run_interrupted("orders", "old-2")
+            .await
+            .unwrap(),
+        RunFeedback::Failed {
+            consecutive_failures: 2,
+            suspended: true
+        }
+    );
+    assert_eq!(h.store.suspended().len(), 1);
+    assert_eq!(h.store.saved("orders").unwrap().consecutive_failures, 2);
+    assert_eq!(h.scheduler.state("orders"), None);
+}

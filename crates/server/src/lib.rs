@@ -121,9 +121,9 @@ impl Server {
             },
         );
         let recovered = runs.recover().await?;
-        if recovered > 0 {
+        if !recovered.is_empty() {
             tracing::warn!(
-                recovered,
+                recovered = recovered.len(),
                 "marked runs interrupted by the previous shutdown as failed"
             );
         }
@@ -157,6 +157,12 @@ impl Server {
             .load()
             .await
             .map_err(|error| ServerError::Scheduler(error.to_string()))?;
+        // Interrupted runs of scheduled flows count as failed runs of their schedule.
+        for (flow_name, execution_id) in &recovered {
+            if let Err(error) = scheduler.on_run_interrupted(flow_name, execution_id).await {
+                tracing::warn!(%error, flow_name, "cannot count an interrupted run as failed");
+            }
+        }
 
         let listener =
             TcpListener::bind(config.listen)

@@ -536,9 +536,10 @@ impl RunManager {
         true
     }
 
-    /// Marks runs left `InProgress`/`CancelStarted` by a previous process as `Error`.
-    pub(crate) async fn recover(&self) -> Result<usize, StoreError> {
-        let mut recovered = 0;
+    /// Marks runs left `InProgress`/`CancelStarted` by a previous process as `Error`, and
+    /// returns them as `(flow name, execution id)`.
+    pub(crate) async fn recover(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let mut recovered = Vec::new();
         for status in [
             model::ExecutionStatus::InProgress,
             model::ExecutionStatus::CancelStarted,
@@ -566,7 +567,7 @@ impl RunManager {
                 document.execution_result = Some(result);
                 document.last_updated_at = Some(Timestamp(now));
                 if self.write_run(&mut record, document, now).await {
-                    recovered += 1;
+                    recovered.push((record.flow_name.clone(), record.execution_id.clone()));
                     tracing::warn!(
                         flow_name = %record.flow_name,
                         execution_id = %record.execution_id,

@@ -10,8 +10,10 @@
 //!   ([`sluice_scheduler::Scheduler::on_run_finished`]), which moves the watermark on success
 //!   and suspends flows that fail `flowErrorDeactivationThreshold` times in a row.
 //!
-//! A run interrupted by a crash never reports back: recovery marks it `Error`, and the
-//! watermark, only ever moved by a reported success, stays where it was.
+//! A run interrupted by a crash never reports back: recovery marks it `Error` and reports it
+//! to the scheduler as a failure ([`sluice_scheduler::Scheduler::on_run_interrupted`]), so it
+//! counts towards `flowErrorDeactivationThreshold`; the watermark, only ever moved by a
+//! reported success, stays where it was.
 
 use std::sync::Arc;
 

@@ -579,25 +579,20 @@ fn gated_registry(buckets: &Path, gate: Arc<tokio::sync::Semaphore>) -> Arc<dyn 
     Arc::new(GatedRegistry(Arc::new(Gated { inner: s3, gate })))
 }
 
-#[tokio::test]
-async fn a_run_interrupted_by_a_crash_fails_and_leaves_the_watermark() {
-    let dir = tempfile::tempdir().unwrap();
-    let buckets = dir.path().join("buckets");
-    write_source(
-        &buckets,
-        "a.csv",
-        &[
-            ("w1", "2029-12-31T23:59:59Z"),
-            ("w2", "2030-01-01T00:00:30Z"),
-            ("w3", "2030-01-01T00:01:30Z"),
-        ],
-    );
+/// Starts flow `crashy` (scheduled, `trigger` added to its trigger properties) on a server
+/// over `dir`, lets its first run succeed and kills the server during the second one, which
+/// hangs in its read. Returns the second run's execution id.
+fn crash_during_second_run(
+    dir: &std::path::Path,
+    buckets: &std::path::Path,
+    trigger: serde_json::Value,
+) -> serde_json::Value {
     // The first server lets one read through: the first run succeeds, the second hangs. It
     // lives in a runtime of its own, shut down mid-run the way a killed process stops: none of
     // its tasks gets to write anything more.
-    let data_dir = dir.path().to_path_buf();
-    let first_buckets = buckets.clone();
-    let interrupted = std::thread::spawn(move || {
+    let data_dir = dir.to_path_buf();
+    let first_buckets = buckets.to_path_buf();
+    std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
@@ -615,7 +610,7 @@ async fn a_run_interrupted_by_a_crash_fails_and_leaves_the_watermark() {
                 }),
             )
             .await;
-            create_and_start(&server, scheduled_flow("crashy", json!({}))).await;
+            create_and_start(&server, scheduled_flow("crashy", trigger)).await;
             let first = settled_runs(&server, "crashy", 1).await;
             assert_eq!(first[0]["executionStatus"], "Successful");
             clock.set(t0() + TimeDelta::minutes(1));
@@ -635,7 +630,23 @@ async fn a_run_interrupted_by_a_crash_fails_and_leaves_the_watermark() {
         interrupted
     })
     .join()
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_run_interrupted_by_a_crash_fails_and_leaves_the_watermark() {
+    let dir = tempfile::tempdir().unwrap();
+    let buckets = dir.path().join("buckets");
+    write_source(
+        &buckets,
+        "a.csv",
+        &[
+            ("w1", "2029-12-31T23:59:59Z"),
+            ("w2", "2030-01-01T00:00:30Z"),
+            ("w3", "2030-01-01T00:01:30Z"),
+        ],
+    );
+    let interrupted = crash_during_second_run(dir.path(), &buckets, json!({}));
 
     // The next process finds the run unfinished.
     let clock = ManualClock::new(t0() + TimeDelta::minutes(1) + TimeDelta::seconds(10));
@@ -662,6 +673,40 @@ async fn a_run_interrupted_by_a_crash_fails_and_leaves_the_watermark() {
     assert_eq!(pull_window(&next[2]), (t0(), t0() + TimeDelta::minutes(2)));
     let id = next[2]["executionId"].as_str().unwrap().to_string();
     assert_eq!(delivered(&buckets, "crashy", &id), ["w2", "w3"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn runs_interrupted_by_crashes_count_towards_the_deactivation_threshold() {
+    let dir = tempfile::tempdir().unwrap();
+    let buckets = dir.path().join("buckets");
+    write_source(&buckets, "a.csv", &[("w1", "2029-12-31T23:59:59Z")]);
+    let interrupted = crash_during_second_run(
+        dir.path(),
+        &buckets,
+        json!({"flowErrorDeactivationThreshold": 1}),
+    );
+
+    // Starting again, the crashed run is the flow's first failure in a row: it is suspended
+    // instead of firing again.
+    let clock = ManualClock::new(t0() + TimeDelta::minutes(1) + TimeDelta::seconds(10));
+    let server = TestServer::start_with(Some(dir.path().to_path_buf()), with_clock(&clock)).await;
+    let described = server
+        .ok("/describe-flow", json!({"flowName": "crashy"}))
+        .await;
+    assert_eq!(described["flowStatus"], "Suspended", "{described:#?}");
+    let message = described["flowStatusMessage"].as_str().unwrap();
+    assert!(message.contains("1 consecutive failed runs"), "{message}");
+    let after = runs(&server, "crashy").await;
+    assert_eq!(after[1]["executionId"], interrupted);
+    assert_eq!(after[1]["executionStatus"], "Error");
+    clock.set(t0() + TimeDelta::minutes(3));
+    let_scheduler_look().await;
+    assert_eq!(
+        runs(&server, "crashy").await.len(),
+        2,
+        "a suspended flow does not fire"
+    );
     server.stop().await;
 }
 
