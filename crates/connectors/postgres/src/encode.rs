@@ -47,6 +47,31 @@ pub enum StageType {
     Time,
 }
 
+impl StageType {
+    /// Whether a column of type `oid` reads this stage type's binary form as its own, with the
+    /// same checks as an assignment cast (type modifiers included), so a COPY can load it
+    /// without a cast: the stage type itself, and `varchar` or `json` for text.
+    pub fn loads_into(self, oid: u32) -> bool {
+        let own = match self {
+            Self::Bool => 16,
+            Self::Int2 => 21,
+            Self::Int4 => 23,
+            Self::Int8 => 20,
+            Self::Float4 => 700,
+            Self::Float8 => 701,
+            Self::Numeric => 1700,
+            Self::Text => 25,
+            Self::Bytea => 17,
+            Self::Date => 1082,
+            Self::Timestamp => 1114,
+            Self::Timestamptz => 1184,
+            Self::Time => 1083,
+        };
+        // varchar (1043) and json (114) receive text's bytes and check them as a cast would.
+        oid == own || (self == Self::Text && matches!(oid, 1043 | 114))
+    }
+}
+
 /// How one Arrow column is sent: its stage type and SQL type (for `CREATE TABLE`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StageColumn {
@@ -276,6 +301,44 @@ fn encode_value(
 
 /// Appends `value * 10^-scale` in `numeric`'s binary form (base-10000 digits).
 pub fn encode_numeric(out: &mut Vec<u8>, value: i128, scale: i8) {
+    // Scaled so the decimal point falls on a base-10000 digit boundary, the value is cut into
+    // digits by integer division; values too large for that take the decimal text path.
+    let frac_groups = (i32::from(scale.max(0)) + 3) / 4;
+    let shift = u32::try_from(frac_groups * 4 - i32::from(scale)).unwrap_or(u32::MAX);
+    let Some(mut scaled) = 10u128
+        .checked_pow(shift)
+        .and_then(|m| value.unsigned_abs().checked_mul(m))
+    else {
+        return encode_numeric_text(out, value, scale);
+    };
+    // At most 39 decimal digits: 10 base-10000 digits, least significant first.
+    let mut digits = [0i16; 10];
+    let mut count = 0;
+    while scaled != 0 {
+        // Below 10000, so the cast is exact.
+        digits[count] = (scaled % 10_000) as i16;
+        scaled /= 10_000;
+        count += 1;
+    }
+    // Trailing zero digits are implied.
+    let skip = digits[..count].iter().take_while(|d| **d == 0).count();
+    let ndigits = (count - skip) as i16;
+    let (weight, sign) = match (ndigits, value < 0) {
+        (0, _) => (0i16, 0x0000u16),
+        (_, true) => (count as i16 - frac_groups as i16 - 1, 0x4000),
+        (_, false) => (count as i16 - frac_groups as i16 - 1, 0x0000),
+    };
+    out.extend_from_slice(&ndigits.to_be_bytes());
+    out.extend_from_slice(&weight.to_be_bytes());
+    out.extend_from_slice(&sign.to_be_bytes());
+    out.extend_from_slice(&i16::from(scale.max(0)).to_be_bytes());
+    for digit in digits[skip..count].iter().rev() {
+        out.extend_from_slice(&digit.to_be_bytes());
+    }
+}
+
+/// [`encode_numeric`] through the decimal text, for values beyond `u128` once scaled.
+pub(crate) fn encode_numeric_text(out: &mut Vec<u8>, value: i128, scale: i8) {
     let negative = value < 0;
     let digits = value.unsigned_abs().to_string();
     let (int_part, frac_part) = if scale <= 0 {

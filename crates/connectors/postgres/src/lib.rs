@@ -10,8 +10,9 @@
 //! - **Source** ([`source`]): binary `COPY` decoded straight into Arrow ([`decode`]), filters
 //!   and the incremental window pushed down as `WHERE` conditions, optional parallel page-range
 //!   scans in one snapshot.
-//! - **Destination** ([`sink`]): `INSERT`, `UPSERT`, `UPDATE` and `DELETE` through binary
-//!   `COPY` into a staging table and a merge, all in the run's one transaction; the target
+//! - **Destination** ([`sink`]): binary `COPY` straight into the target for `INSERT` (when
+//!   the table's columns take the sent types as they are), otherwise into a staging table and
+//!   a merge (`UPSERT`, `UPDATE`, `DELETE`), all in the run's one transaction; the target
 //!   table is created from the first batch's schema when missing. Rows the database rejects
 //!   are handed to the run's error location with their SQLSTATE and message.
 //! - **TLS** ([`tls`]): libpq's `sslmode`s with rustls, a profile-supplied CA

@@ -1,11 +1,14 @@
 //! Writing batches into a table.
 //!
 //! A run is one transaction, so nothing is visible before [`DestinationWriter::commit`] and a
-//! failed or aborted run leaves the table as it was. Each batch is loaded with binary
-//! `COPY … FROM STDIN` into a temporary staging table and merged into the target under a
-//! savepoint. When the database rejects the merge (a constraint, a failed cast), the batch is
-//! rolled back to its savepoint and its rows are retried one by one, so the failing rows are
-//! found and named: the run fails on the first of them, or, with
+//! failed or aborted run leaves the table as it was. Each batch is written under a savepoint.
+//! `INSERT` into a plain table whose columns take the sent types as they are is a binary
+//! `COPY … FROM STDIN` straight into the target; every other batch is copied into a temporary
+//! staging table and merged into the target with casts. When the database rejects a direct
+//! copy, the batch is rolled back to its savepoint and staged instead; when it rejects the
+//! merge (a constraint, a failed cast), the batch is rolled back again and its rows are retried
+//! one by one through the staging table, so the failing rows are found and named as before:
+//! the run fails on the first of them, or, with
 //! `failOnFirstDestinationError: false`, they are counted as put failures. Either way each
 //! rejected row goes to the run's error location ([`WriteRequest::rejected`]) with the
 //! SQLSTATE and the database's message, so nothing is dropped silently.
@@ -15,7 +18,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::RecordBatch;
 use arrow_schema::Schema;
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -33,6 +36,13 @@ use crate::encode::{
     write_row, write_trailer,
 };
 
+/// The binary COPY header, which starts every COPY stream.
+fn copy_header() -> Bytes {
+    let mut header = Vec::with_capacity(19);
+    write_header(&mut header);
+    Bytes::from(header)
+}
+
 /// COPY data is sent in chunks of about this size.
 const COPY_CHUNK: usize = 1 << 20;
 
@@ -46,6 +56,10 @@ struct Plan {
     names: Vec<String>,
     copy_sql: String,
     merge_sql: Vec<String>,
+    /// `COPY target (columns) FROM STDIN` when batches can be copied straight into the target:
+    /// an `INSERT` into a plain table (no rules, no generated or always-identity columns, all
+    /// of which `COPY` treats unlike `INSERT`) whose columns take every sent type as it is.
+    direct_sql: Option<String>,
     /// Per column: `Some(json_elements)` when text is written to an array column, so JSON
     /// arrays are rewritten as array literals.
     array_literals: Vec<Option<bool>>,
@@ -207,7 +221,26 @@ impl PostgresWriter {
             &stage_table,
             &pairs.iter().map(|(c, _)| *c).collect::<Vec<_>>(),
         );
+        let direct_sql = if self.config.mode == WriteMode::Insert
+            && pairs
+                .iter()
+                .all(|(c, s)| !c.is_array && s.stage.loads_into(c.type_oid))
+            && self.copies_like_insert(&names).await?
+        {
+            let columns = names
+                .iter()
+                .map(|n| quote_ident(n))
+                .collect::<Vec<_>>()
+                .join(", ");
+            Some(format!(
+                "COPY {} ({columns}) FROM STDIN (FORMAT binary)",
+                table.quoted()
+            ))
+        } else {
+            None
+        };
         let plan = Plan {
+            direct_sql,
             copy_sql: format!("COPY {stage_table} FROM STDIN (FORMAT binary)"),
             stage_table,
             stage_columns: pairs.into_iter().map(|(_, s)| s).collect(),
@@ -219,39 +252,72 @@ impl PostgresWriter {
         Ok(key)
     }
 
-    /// Loads `rows` of the batch into the staging table and merges them; returns rows merged.
+    /// Whether `COPY` into the target writes `columns` exactly as `INSERT` would: the target
+    /// is a table or partitioned table without rules (which `COPY` ignores), and none of the
+    /// columns is generated or `GENERATED ALWAYS AS IDENTITY` (which `COPY` overrides).
+    async fn copies_like_insert(&self, columns: &[String]) -> Result<bool, ConnectorError> {
+        let table = &self.config.table;
+        let row = self
+            .client
+            .query_one(
+                "SELECT c.relkind IN ('r', 'p') AND NOT c.relhasrules
+                        AND NOT EXISTS (SELECT 1 FROM pg_attribute a
+                                        WHERE a.attrelid = c.oid AND a.attname = ANY($3)
+                                          AND (a.attidentity = 'a' OR a.attgenerated <> ''))
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = $1 AND c.relname = $2",
+                &[&table.schema, &table.table, &columns],
+            )
+            .await
+            .map_err(|e| pg_error(&e, &format!("cannot look up table {table}")))?;
+        Ok(row.get(0))
+    }
+
+    /// Sends `rows` (encoded COPY tuples) through `copy_sql`, in chunks of about
+    /// [`COPY_CHUNK`] cut at row boundaries; `ends` are the rows' end offsets in `data`.
+    async fn copy(
+        &self,
+        copy_sql: &str,
+        data: &Bytes,
+        ends: &[usize],
+        rows: std::ops::Range<usize>,
+    ) -> Result<(), tokio_postgres::Error> {
+        let sink = self.client.copy_in::<_, Bytes>(copy_sql).await?;
+        let mut sink = std::pin::pin!(sink);
+        sink.feed(copy_header()).await?;
+        let start = |row: usize| if row == 0 { 0 } else { ends[row - 1] };
+        let mut from = start(rows.start);
+        let end = start(rows.end);
+        while from < end {
+            // The first row end at least a chunk further on, or the last row.
+            let next = ends[rows.clone()].partition_point(|&e| e < from + COPY_CHUNK);
+            let to = ends.get(rows.start + next).copied().unwrap_or(end).min(end);
+            sink.send(data.slice(from..to)).await?;
+            from = to;
+        }
+        let mut trailer = Vec::with_capacity(2);
+        write_trailer(&mut trailer);
+        sink.feed(Bytes::from(trailer)).await?;
+        sink.as_mut().finish().await?;
+        Ok(())
+    }
+
+    /// Loads `rows` of the encoded batch into the staging table and merges them.
     async fn load(
         &self,
         plan: &Plan,
-        arrays: &[ArrayRef],
-        stages: &[StageType],
-        rows: &[usize],
-    ) -> Result<u64, tokio_postgres::Error> {
+        data: &Bytes,
+        ends: &[usize],
+        rows: std::ops::Range<usize>,
+    ) -> Result<(), tokio_postgres::Error> {
         self.client
             .batch_execute(&format!("TRUNCATE {}", plan.stage_table))
             .await?;
-        let sink = self.client.copy_in::<_, Bytes>(&plan.copy_sql).await?;
-        let mut sink = std::pin::pin!(sink);
-        let mut buf = Vec::with_capacity(COPY_CHUNK + 4096);
-        write_header(&mut buf);
-        for &row in rows {
-            // Rows were encoded once already, so encoding cannot fail here.
-            if write_row(&mut buf, arrays, stages, row).is_err() {
-                continue;
-            }
-            if buf.len() >= COPY_CHUNK {
-                sink.send(Bytes::from(std::mem::take(&mut buf))).await?;
-                buf.reserve(COPY_CHUNK + 4096);
-            }
-        }
-        write_trailer(&mut buf);
-        sink.send(Bytes::from(buf)).await?;
-        sink.as_mut().finish().await?;
-        let mut merged = 0;
+        self.copy(&plan.copy_sql, data, ends, rows).await?;
         for sql in &plan.merge_sql {
-            merged = self.client.execute(sql.as_str(), &[]).await?;
+            self.client.execute(sql.as_str(), &[]).await?;
         }
-        Ok(merged)
+        Ok(())
     }
 
     /// Records a rejected row: hands it to the error location, then fails the run or counts
@@ -296,6 +362,17 @@ impl PostgresWriter {
         }
         let records = std::mem::take(&mut self.pending);
         self.rejected.put(records).await
+    }
+}
+
+#[cfg(test)]
+impl PostgresWriter {
+    /// How many of the batch schemas seen so far are copied straight into the target.
+    pub(crate) fn direct_plans(&self) -> usize {
+        self.plans
+            .values()
+            .filter(|p| p.direct_sql.is_some())
+            .count()
     }
 }
 
@@ -383,11 +460,11 @@ impl DestinationWriter for PostgresWriter {
         let first_row = self.rows_seen + 1;
         self.rows_seen += rows as u64;
         let key = self.plan(batch.schema().as_ref()).await?;
-        let plan = self
+        let mut plan = self
             .plans
             .remove(&key)
             .ok_or_else(|| ConnectorError::internal("batch plan vanished"))?;
-        let result = self.write_planned(&plan, &batch, first_row).await;
+        let result = self.write_planned(&mut plan, &batch, first_row).await;
         self.plans.insert(key, plan);
         // Rows rejected before a failure are still handed over.
         let flushed = self.flush_rejected().await;
@@ -414,7 +491,7 @@ impl DestinationWriter for PostgresWriter {
 impl PostgresWriter {
     async fn write_planned(
         &mut self,
-        plan: &Plan,
+        plan: &mut Plan,
         batch: &RecordBatch,
         first_row: u64,
     ) -> Result<(), ConnectorError> {
@@ -425,18 +502,20 @@ impl PostgresWriter {
                 *array = json_arrays_to_literals(array, *json_elements);
             }
         }
-        // Encode every row once to find values Postgres cannot hold (out-of-range dates).
+        // Every row is encoded once, up front: values Postgres cannot hold (out-of-range
+        // dates) are found before anything is sent, and a retry resends the same bytes.
+        let mut data = Vec::new();
         let mut good = Vec::with_capacity(batch.num_rows());
-        let mut sizes = Vec::with_capacity(batch.num_rows());
-        let mut scratch = Vec::new();
+        let mut ends = Vec::with_capacity(batch.num_rows());
         for row in 0..batch.num_rows() {
-            scratch.clear();
-            match write_row(&mut scratch, &arrays, &stages, row) {
+            let start = data.len();
+            match write_row(&mut data, &arrays, &stages, row) {
                 Ok(()) => {
                     good.push(row);
-                    sizes.push(scratch.len() as u64);
+                    ends.push(data.len());
                 }
                 Err((field, reason)) => {
+                    data.truncate(start);
                     let reason = match plan.names.get(field) {
                         Some(name) => format!("{reason} (column {name})"),
                         None => reason,
@@ -446,29 +525,54 @@ impl PostgresWriter {
                 }
             }
         }
+        if good.is_empty() {
+            return Ok(());
+        }
+        let data = Bytes::from(data);
+        let all = 0..good.len();
         let table = self.config.table.to_string();
+        let write_error = |error: &tokio_postgres::Error| {
+            pg_error(error, &format!("cannot write to table {table}"))
+        };
         self.savepoint("SAVEPOINT sluice_batch").await?;
-        match self.load(plan, &arrays, &stages, &good).await {
-            Ok(_) => {
-                self.savepoint("RELEASE SAVEPOINT sluice_batch").await?;
-                self.summary.records_written += good.len() as u64;
-                // Bytes of row data sent to the database (COPY encoding).
-                self.summary.bytes_written += sizes.iter().sum::<u64>();
-                return Ok(());
+        let mut direct_failed = false;
+        if let Some(direct_sql) = &plan.direct_sql {
+            match self.copy(direct_sql, &data, &ends, all.clone()).await {
+                Ok(()) => return self.batch_written(good.len(), data.len()).await,
+                Err(error) if is_rejection(&error) => {
+                    tracing::info!(table = %table, %error, "direct copy rejected; staging the batch");
+                    self.savepoint("ROLLBACK TO SAVEPOINT sluice_batch").await?;
+                    direct_failed = true;
+                }
+                Err(error) => return Err(write_error(&error)),
+            }
+        }
+        match self.load(plan, &data, &ends, all).await {
+            Ok(()) => {
+                if direct_failed {
+                    // The target takes through a cast what it refused to copy (a type it
+                    // reads unlike its input, a policy COPY does not support): stage from now on.
+                    tracing::info!(table = %table, "staged batch accepted; no more direct copies");
+                    plan.direct_sql = None;
+                }
+                return self.batch_written(good.len(), data.len()).await;
             }
             Err(error) if is_rejection(&error) => {
                 tracing::info!(table = %table, %error, "batch rejected; retrying its rows one by one");
                 self.savepoint("ROLLBACK TO SAVEPOINT sluice_batch").await?;
             }
-            Err(error) => return Err(pg_error(&error, &format!("cannot write to table {table}"))),
+            Err(error) => return Err(write_error(&error)),
         }
-        for (row, size) in good.into_iter().zip(sizes) {
+        let mut start = 0;
+        for (i, row) in good.into_iter().enumerate() {
+            let size = ends[i] - start;
+            start = ends[i];
             self.savepoint("SAVEPOINT sluice_row").await?;
-            match self.load(plan, &arrays, &stages, &[row]).await {
-                Ok(_) => {
+            match self.load(plan, &data, &ends, i..i + 1).await {
+                Ok(()) => {
                     self.savepoint("RELEASE SAVEPOINT sluice_row").await?;
                     self.summary.records_written += 1;
-                    self.summary.bytes_written += size;
+                    self.summary.bytes_written += size as u64;
                 }
                 Err(error) if is_rejection(&error) => {
                     self.savepoint("ROLLBACK TO SAVEPOINT sluice_row").await?;
@@ -476,12 +580,18 @@ impl PostgresWriter {
                     self.reject(batch, row, first_row + row as u64, code, reason)
                         .await?;
                 }
-                Err(error) => {
-                    return Err(pg_error(&error, &format!("cannot write to table {table}")));
-                }
+                Err(error) => return Err(write_error(&error)),
             }
         }
         self.savepoint("RELEASE SAVEPOINT sluice_batch").await?;
+        Ok(())
+    }
+
+    /// Releases the batch savepoint and counts the batch's rows and bytes (COPY encoding).
+    async fn batch_written(&mut self, rows: usize, bytes: usize) -> Result<(), ConnectorError> {
+        self.savepoint("RELEASE SAVEPOINT sluice_batch").await?;
+        self.summary.records_written += rows as u64;
+        self.summary.bytes_written += bytes as u64;
         Ok(())
     }
 

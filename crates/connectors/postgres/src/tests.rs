@@ -350,6 +350,33 @@ fn numeric_wire_format_matches_postgres() {
 }
 
 #[test]
+fn numeric_digits_by_division_match_the_decimal_text_path() {
+    let values = [
+        0,
+        1,
+        -1,
+        9_999,
+        10_000,
+        -10_001,
+        123_456_789,
+        100_000_000,
+        7_919_000_000,
+        10i128.pow(37),
+        -(10i128.pow(38) - 1),
+        i128::MAX,
+        i128::MIN,
+        i128::MIN + 1,
+    ];
+    for value in values {
+        for scale in [0, 1, 2, 3, 4, 5, 8, 9, 17, 37, 38, -1, -3, -4, -30, i8::MIN] {
+            let mut text = Vec::new();
+            crate::encode::encode_numeric_text(&mut text, value, scale);
+            assert_eq!(numeric_bytes(value, scale), text, "{value} scale {scale}");
+        }
+    }
+}
+
+#[test]
 fn numeric_round_trips_and_checks_precision() {
     let max38 = 10i128.pow(38) - 1;
     for (value, precision, scale) in [
@@ -1539,6 +1566,121 @@ async fn rejected_rows_fail_the_run_or_are_counted() {
     assert_eq!(
         text_rows(&client, "SELECT d::text FROM dates").await,
         vec!["2022-01-08"]
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
+async fn direct_inserts_keep_every_good_row_of_a_batch_with_a_bad_one() {
+    use sluice_connector_api::DestinationWriter as _;
+    let Some(db) = TestDb::create("direct").await else {
+        return;
+    };
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE d (id bigint PRIMARY KEY, name varchar(4000) CHECK (name NOT LIKE 'bad%'));
+             CREATE TABLE ruled (id bigint, name text);
+             CREATE TABLE ruled_log (id bigint);
+             CREATE RULE log AS ON INSERT TO ruled DO ALSO INSERT INTO ruled_log VALUES (NEW.id);
+             CREATE TABLE always (id bigint GENERATED ALWAYS AS IDENTITY, name text);",
+        )
+        .await
+        .unwrap();
+    let connection = ConnectionConfig::from_profile(&db.profile()).unwrap();
+    let open = |entity: &str, fail_on_first: bool| {
+        let collected = Arc::new(sluice_connector_api::CollectRejected::default());
+        let request = write_request_with(
+            &db.profile(),
+            serde_json::json!({"entityName": entity,
+                "errorHandlingConfig": {"failOnFirstDestinationError": fail_on_first}}),
+            collected.clone(),
+        );
+        let config = DestinationConfig::from_flow(&request.destination).unwrap();
+        let connection = connection.clone();
+        async move {
+            let writer = crate::sink::PostgresWriter::open(&connection, config, request.rejected)
+                .await
+                .unwrap();
+            (writer, collected)
+        }
+    };
+    // Unicode names of 4000 characters: the bad batch is sent as more than one COPY chunk.
+    let name = |id: i64| format!("ü{id:0>3999}");
+    let rows = |ids: std::ops::RangeInclusive<i64>, bad: Option<i64>| {
+        let names: Vec<String> = ids
+            .clone()
+            .map(|id| match bad {
+                Some(b) if b == id => format!("bad {id}"),
+                _ => name(id),
+            })
+            .collect();
+        let rows: Vec<(i64, Option<&str>)> =
+            ids.zip(names.iter().map(|n| Some(n.as_str()))).collect();
+        id_name_batch(&rows)
+    };
+    let (mut writer, collected) = open("d", false).await;
+    writer.write(rows(1..=10, None)).await.unwrap();
+    assert_eq!(
+        writer.direct_plans(),
+        1,
+        "a plain table with matching types is copied into"
+    );
+    writer.write(rows(11..=310, Some(170))).await.unwrap();
+    writer.write(rows(311..=315, None)).await.unwrap();
+    assert_eq!(
+        writer.direct_plans(),
+        1,
+        "a rejected row does not stop direct copies"
+    );
+    let summary = Box::new(writer).commit().await.unwrap();
+    assert_eq!((summary.records_written, summary.put_failures), (314, 1));
+    // Every good row once, the bad one not at all.
+    let expected_sum: i64 = (1..=315).sum::<i64>() - 170;
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT count(*) || ' ' || count(DISTINCT id) || ' ' || sum(id) FROM d"
+        )
+        .await,
+        vec![format!("314 314 {expected_sum}")]
+    );
+    assert_eq!(
+        text_rows(
+            &client,
+            "SELECT name::text FROM d WHERE id IN (169, 171) ORDER BY id"
+        )
+        .await,
+        vec![name(169), name(171)]
+    );
+    let rejected = rejected_of(&collected);
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(
+        rejected[0].0,
+        serde_json::json!({"id": 170, "name": "bad 170"})
+    );
+    assert_eq!(rejected[0].1.as_deref(), Some("23514"));
+    assert!(rejected[0].2.contains("d_name_check"), "{}", rejected[0].2);
+
+    // COPY ignores rules and overrides always-identity columns, so those tables are staged.
+    let (mut writer, _) = open("ruled", true).await;
+    writer.write(rows(1..=2, None)).await.unwrap();
+    assert_eq!(writer.direct_plans(), 0);
+    Box::new(writer).commit().await.unwrap();
+    assert_eq!(
+        text_rows(&client, "SELECT count(*)::text FROM ruled_log").await,
+        vec!["2"]
+    );
+    let (mut writer, collected) = open("always", true).await;
+    let err = writer.write(rows(1..=2, None)).await.unwrap_err();
+    assert_eq!(writer.direct_plans(), 0);
+    Box::new(writer).abort().await;
+    assert!(err.to_string().contains("non-DEFAULT"), "{err}");
+    assert_eq!(rejected_of(&collected)[0].1.as_deref(), Some("428C9"));
+    assert!(
+        text_rows(&client, "SELECT id::text FROM always")
+            .await
+            .is_empty()
     );
     db.drop().await;
 }
