@@ -6,10 +6,11 @@
 //! `COPY … FROM STDIN` straight into the target; every other batch is copied into a temporary
 //! staging table and merged into the target with casts. When the database rejects a direct
 //! copy, the batch is rolled back to its savepoint and staged instead; when it rejects the
-//! merge (a constraint, a failed cast), the batch is rolled back again and its rows are retried
-//! one by one through the staging table, so the failing rows are found and named as before:
-//! the run fails on the first of them, or, with
-//! `failOnFirstDestinationError: false`, they are counted as put failures. Either way each
+//! merge (a constraint, a failed cast), the batch is rolled back again and the failing rows are
+//! found by bisection through the staging table: a failed range is retried as two halves under
+//! savepoints, left half first, down to single rows, so good halves are written in one load
+//! each and the rejected rows are found in row order. The run fails on the first of them, or,
+//! with `failOnFirstDestinationError: false`, they are counted as put failures. Either way each
 //! rejected row goes to the run's error location ([`WriteRequest::rejected`]) with the
 //! SQLSTATE and the database's message, so nothing is dropped silently.
 //!
@@ -65,6 +66,15 @@ struct Plan {
     array_literals: Vec<Option<bool>>,
 }
 
+/// The rows of a batch encoded for COPY, in one buffer.
+struct Encoded<'a> {
+    /// The batch row of each encoded row.
+    rows: &'a [usize],
+    data: &'a Bytes,
+    /// Where each encoded row ends in `data`.
+    ends: &'a [usize],
+}
+
 /// The writer of one run.
 pub struct PostgresWriter {
     client: Client,
@@ -75,6 +85,8 @@ pub struct PostgresWriter {
     rows_seen: u64,
     rejected: Arc<dyn RejectedRecordSink>,
     pending: Vec<RejectedRecord>,
+    /// Loads spent finding rejected rows, over the run.
+    retry_loads: u64,
 }
 
 impl PostgresWriter {
@@ -111,6 +123,7 @@ impl PostgresWriter {
             rows_seen: 0,
             rejected,
             pending: Vec::new(),
+            retry_loads: 0,
         })
     }
 
@@ -374,6 +387,11 @@ impl PostgresWriter {
             .filter(|p| p.direct_sql.is_some())
             .count()
     }
+
+    /// How many loads (each under its own savepoint) finding rejected rows took so far.
+    pub(crate) fn retry_loads(&self) -> u64 {
+        self.retry_loads
+    }
 }
 
 /// The SQLSTATE and message of a rejection, with the column when the database names it.
@@ -547,7 +565,7 @@ impl PostgresWriter {
                 Err(error) => return Err(write_error(&error)),
             }
         }
-        match self.load(plan, &data, &ends, all).await {
+        let error = match self.load(plan, &data, &ends, all).await {
             Ok(()) => {
                 if direct_failed {
                     // The target takes through a cast what it refused to copy (a type it
@@ -558,32 +576,96 @@ impl PostgresWriter {
                 return self.batch_written(good.len(), data.len()).await;
             }
             Err(error) if is_rejection(&error) => {
-                tracing::info!(table = %table, %error, "batch rejected; retrying its rows one by one");
+                tracing::info!(table = %table, %error, "batch rejected; bisecting it");
                 self.savepoint("ROLLBACK TO SAVEPOINT sluice_batch").await?;
+                error
             }
             Err(error) => return Err(write_error(&error)),
-        }
-        let mut start = 0;
-        for (i, row) in good.into_iter().enumerate() {
-            let size = ends[i] - start;
-            start = ends[i];
-            self.savepoint("SAVEPOINT sluice_row").await?;
-            match self.load(plan, &data, &ends, i..i + 1).await {
-                Ok(()) => {
-                    self.savepoint("RELEASE SAVEPOINT sluice_row").await?;
-                    self.summary.records_written += 1;
-                    self.summary.bytes_written += size as u64;
+        };
+        let encoded = Encoded {
+            rows: &good,
+            data: &data,
+            ends: &ends,
+        };
+        self.bisect(plan, batch, first_row, encoded, error).await?;
+        self.savepoint("RELEASE SAVEPOINT sluice_batch").await?;
+        Ok(())
+    }
+
+    /// Finds the rejected rows of a batch whose load failed with `error` by bisection: a
+    /// failed range of rows is split in two and each half is loaded in one go under its own
+    /// savepoint, left half first, so rejected rows are found in row order and a batch with
+    /// `k` bad rows of `n` takes about `2k·log2(n/k)` loads rather than `n`. A single row that
+    /// fails is rejected.
+    async fn bisect(
+        &mut self,
+        plan: &Plan,
+        batch: &RecordBatch,
+        first_row: u64,
+        encoded: Encoded<'_>,
+        error: tokio_postgres::Error,
+    ) -> Result<(), ConnectorError> {
+        let Encoded {
+            rows: good,
+            data,
+            ends,
+        } = encoded;
+        let start = |row: usize| if row == 0 { 0 } else { ends[row - 1] };
+        let mut loads = 0_u64;
+        let mut rejected = 0_u64;
+        // Ranges still to try, the next on top, each with the rejection it is known to get.
+        let mut todo = vec![(0..good.len(), Some(error))];
+        while let Some((rows, known)) = todo.pop() {
+            let error = match known {
+                Some(error) => error,
+                None => {
+                    self.savepoint("SAVEPOINT sluice_part").await?;
+                    loads += 1;
+                    self.retry_loads += 1;
+                    match self.load(plan, data, ends, rows.clone()).await {
+                        Ok(()) => {
+                            self.savepoint("RELEASE SAVEPOINT sluice_part").await?;
+                            self.summary.records_written += rows.len() as u64;
+                            self.summary.bytes_written +=
+                                (start(rows.end) - start(rows.start)) as u64;
+                            continue;
+                        }
+                        Err(error) if is_rejection(&error) => {
+                            // Released too, so savepoints do not pile up as the search goes on.
+                            self.savepoint(
+                                "ROLLBACK TO SAVEPOINT sluice_part; RELEASE SAVEPOINT sluice_part",
+                            )
+                            .await?;
+                            error
+                        }
+                        Err(error) => {
+                            return Err(pg_error(
+                                &error,
+                                &format!("cannot write to table {}", self.config.table),
+                            ));
+                        }
+                    }
                 }
-                Err(error) if is_rejection(&error) => {
-                    self.savepoint("ROLLBACK TO SAVEPOINT sluice_row").await?;
-                    let (code, reason) = rejection(&error);
-                    self.reject(batch, row, first_row + row as u64, code, reason)
-                        .await?;
-                }
-                Err(error) => return Err(write_error(&error)),
+            };
+            if rows.len() == 1 {
+                let row = good[rows.start];
+                let (code, reason) = rejection(&error);
+                rejected += 1;
+                self.reject(batch, row, first_row + row as u64, code, reason)
+                    .await?;
+            } else {
+                let middle = rows.start + rows.len() / 2;
+                todo.push((middle..rows.end, None));
+                todo.push((rows.start..middle, None));
             }
         }
-        self.savepoint("RELEASE SAVEPOINT sluice_batch").await?;
+        tracing::info!(
+            table = %self.config.table,
+            rows = good.len(),
+            rejected,
+            loads,
+            "rejected rows of a batch found"
+        );
         Ok(())
     }
 

@@ -1686,6 +1686,170 @@ async fn direct_inserts_keep_every_good_row_of_a_batch_with_a_bad_one() {
 }
 
 #[tokio::test]
+async fn rejected_rows_of_a_large_batch_are_found_by_bisection() {
+    use sluice_connector_api::DestinationWriter as _;
+    let Some(db) = TestDb::create("bisect").await else {
+        return;
+    };
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE b (id bigint PRIMARY KEY, name text CHECK (name NOT LIKE 'bad%'))",
+        )
+        .await
+        .unwrap();
+    let connection = ConnectionConfig::from_profile(&db.profile()).unwrap();
+    let open = |props: serde_json::Value| {
+        let collected = Arc::new(sluice_connector_api::CollectRejected::default());
+        let request = write_request_with(&db.profile(), props, collected.clone());
+        let config = DestinationConfig::from_flow(&request.destination).unwrap();
+        let connection = connection.clone();
+        async move {
+            let writer = crate::sink::PostgresWriter::open(&connection, config, request.rejected)
+                .await
+                .unwrap();
+            (writer, collected)
+        }
+    };
+    let names = |prefix: &str, ids: std::ops::RangeInclusive<i64>, bad: &[i64]| {
+        ids.map(|id| {
+            let name = if bad.contains(&id) {
+                format!("bad {id}")
+            } else {
+                format!("{prefix} ✓ {id}")
+            };
+            (id, name)
+        })
+        .collect::<Vec<_>>()
+    };
+    let batch = |rows: &[(i64, String)]| {
+        let rows: Vec<(i64, Option<&str>)> =
+            rows.iter().map(|(id, n)| (*id, Some(n.as_str()))).collect();
+        id_name_batch(&rows)
+    };
+    let check_rejected = |collected: &sluice_connector_api::CollectRejected, bad: &[i64]| {
+        let rejected = rejected_of(collected);
+        let ids: Vec<_> = rejected.iter().map(|r| r.0["id"].clone()).collect();
+        assert_eq!(
+            ids,
+            bad.iter()
+                .map(|&id| serde_json::json!(id))
+                .collect::<Vec<_>>()
+        );
+        for (record, code, message) in rejected {
+            assert_eq!(record["name"], format!("bad {}", record["id"]));
+            assert_eq!(code.as_deref(), Some("23514"));
+            assert!(message.contains("b_name_check"), "{message}");
+        }
+    };
+    // The bound a search of 3 rows in 5,000 keeps to: two loads per level of each row's path.
+    let bound = 3 * 2 * 13;
+
+    // INSERT: the direct copy is refused, then the staged batch, so the batch is bisected.
+    let bad = [1, 2718, 5000];
+    let rows = names("first", 1..=5000, &bad);
+    let (mut writer, collected) = open(serde_json::json!({"entityName": "b",
+        "errorHandlingConfig": {"failOnFirstDestinationError": false}}))
+    .await;
+    writer.write(batch(&rows)).await.unwrap();
+    let loads = writer.retry_loads();
+    assert!(
+        loads > 0 && loads <= bound,
+        "{loads} loads for 3 rejected rows of 5,000"
+    );
+    assert_eq!(
+        writer.direct_plans(),
+        1,
+        "a rejected row does not stop direct copies"
+    );
+    let summary = Box::new(writer).commit().await.unwrap();
+    assert_eq!((summary.records_written, summary.put_failures), (4997, 3));
+    // Each row: a 2-byte field count, 4-byte lengths, an 8-byte id and the name.
+    let bytes: usize = rows
+        .iter()
+        .filter(|(id, _)| !bad.contains(id))
+        .map(|(_, name)| 2 + 4 + 8 + 4 + name.len())
+        .sum();
+    assert_eq!(summary.bytes_written, bytes as u64);
+    check_rejected(&collected, &bad);
+    // Every good row once, with its value; no rejected one.
+    let written = client
+        .query("SELECT id, name FROM b ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1)))
+        .collect::<Vec<_>>();
+    let good: Vec<_> = rows
+        .iter()
+        .filter(|(id, _)| !bad.contains(id))
+        .cloned()
+        .collect();
+    assert_eq!(written, good);
+
+    // UPSERT goes through the merge: the good rows are updated or inserted, the bad ones left.
+    let bad = [2, 1234, 4999];
+    let rows = names("second", 1..=5000, &bad);
+    let (mut writer, collected) = open(serde_json::json!({"entityName": "b",
+        "writeOperationType": "UPSERT", "idFieldNames": ["id"],
+        "errorHandlingConfig": {"failOnFirstDestinationError": false}}))
+    .await;
+    writer.write(batch(&rows)).await.unwrap();
+    let loads = writer.retry_loads();
+    assert!(
+        loads > 0 && loads <= bound,
+        "{loads} loads for 3 rejected rows of 5,000"
+    );
+    let summary = Box::new(writer).commit().await.unwrap();
+    assert_eq!((summary.records_written, summary.put_failures), (4997, 3));
+    check_rejected(&collected, &bad);
+    let written = client
+        .query("SELECT id, name FROM b ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get::<_, i64>(0), r.get::<_, String>(1)))
+        .collect::<Vec<_>>();
+    let expected: Vec<_> = (1..=5000)
+        .map(|id| {
+            let prefix = if bad.contains(&id) { "first" } else { "second" };
+            (id, format!("{prefix} ✓ {id}"))
+        })
+        .collect();
+    assert_eq!(written, expected);
+
+    // failOnFirstDestinationError: the run stops at the first rejected row in row order,
+    // numbered from the start of the run, after handing it over; nothing is written.
+    client.batch_execute("TRUNCATE b").await.unwrap();
+    let (mut writer, collected) = open(serde_json::json!({"entityName": "b"})).await;
+    writer
+        .write(batch(&names("early", 10_001..=10_010, &[])))
+        .await
+        .unwrap();
+    let bad = [10_500, 12_000, 14_000];
+    let err = writer
+        .write(batch(&names("late", 10_011..=15_010, &bad)))
+        .await
+        .unwrap_err();
+    let loads = writer.retry_loads();
+    assert!(loads > 0 && loads <= bound, "{loads} loads");
+    Box::new(writer).abort().await;
+    assert_eq!(err.kind, ConnectorErrorKind::BadData);
+    assert!(
+        err.to_string()
+            .contains("table public.b rejected row 500: "),
+        "{err}"
+    );
+    check_rejected(&collected, &bad[..1]);
+    assert!(
+        text_rows(&client, "SELECT id::text FROM b")
+            .await
+            .is_empty()
+    );
+    db.drop().await;
+}
+
+#[tokio::test]
 async fn a_connection_dropped_mid_run_leaves_the_destination_unchanged() {
     let Some(db) = TestDb::create("dropped").await else {
         return;
