@@ -15,14 +15,22 @@
 //! Bulk API 2.0 does not transfer compound fields (`address`, `location`): a projected one is
 //! left out of the query and its column is null, as AppFlow documents.
 //!
-//! **Writing** ([`run_ingest_job`], [`FailedResults`]): one ingest job per CSV upload of at most
-//! [`BulkSettings::upload_max_bytes`] (Salesforce takes 150 MB of base64, about 100 MB of CSV,
-//! and one upload per job), closed, polled to completion, and checked:
-//! `numberRecordsProcessed` must equal the records uploaded. The `failedResults` CSV is read
-//! back into [`RejectedRecord`]s with Salesforce's error code and message.
+//! **Writing** ([`run_ingest_job`], [`ResultRecords`]): one ingest job per CSV upload of at
+//! most [`BulkSettings::upload_max_bytes`] (Salesforce takes 150 MB of base64, about 100 MB of
+//! CSV, and one upload per job). The CSV is streamed from a file ([`FileBody`]), so memory does
+//! not grow with the upload; the job is closed and polled until it ends. A job that ends
+//! `JobComplete`, or `Failed`/`Aborted` for a reason other than a refused request, is not an
+//! error: its `failedResults` are read back into [`RejectedRecord`]s with Salesforce's error
+//! code and message, and its `unprocessedrecords` (the records it never reached) with the code
+//! [`UNPROCESSED`]. A job refused as a whole (`InvalidBatch`, `InvalidJob`,
+//! `FeatureNotEnabled`: an unknown field, a bad header) fails the run, since every later job
+//! would be refused the same way.
 
 use std::collections::VecDeque;
+use std::path::Path;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use arrow_array::RecordBatch;
@@ -42,6 +50,10 @@ use crate::source::{Column, QueryPlan, SfField, finish_batch, is_flat};
 
 /// `AUTOMATIC` writes switch to Bulk API 2.0 at this many records (AppFlow's rule).
 pub const DESTINATION_BULK_THRESHOLD: usize = 1_000;
+
+/// The code given to records an ingest job never processed (`unprocessedrecords`), which
+/// Salesforce lists without an error of their own.
+pub const UNPROCESSED: &str = "UNPROCESSED";
 
 /// CSV bytes per ingest upload: Salesforce accepts 150 MB of base64-encoded content per job,
 /// which is 112.5 MB of CSV; its guidance is to stay at 100 MB.
@@ -110,6 +122,29 @@ pub struct JobInfo {
 }
 
 impl JobInfo {
+    /// Whether the job ended `JobComplete`.
+    pub fn is_complete(&self) -> bool {
+        self.state == "JobComplete"
+    }
+
+    /// Whether Salesforce refused the job as a whole (`InvalidBatch`, `InvalidJob`,
+    /// `FeatureNotEnabled`): the request itself was wrong, not the records.
+    pub fn refused(&self) -> bool {
+        !self.is_complete()
+            && self.error_message.as_deref().is_some_and(|reason| {
+                ["Invalid", "FeatureNotEnabled"]
+                    .iter()
+                    .any(|prefix| reason.starts_with(prefix))
+            })
+    }
+
+    /// `errorMessage`, or a note that there is none.
+    pub fn reason(&self) -> &str {
+        self.error_message
+            .as_deref()
+            .unwrap_or("no errorMessage given")
+    }
+
     fn parse(value: &Value, what: &str) -> Result<Self, ConnectorError> {
         let text = |key: &str| value.get(key).and_then(Value::as_str).map(str::to_owned);
         let count = |key: &str| value.get(key).and_then(Value::as_u64).unwrap_or(0);
@@ -147,8 +182,8 @@ impl JobKind {
     }
 }
 
-/// Polls a job until it is `JobComplete`. `Failed` and `Aborted` jobs are errors quoting
-/// Salesforce's `errorMessage`; a job still running after `job_timeout` is aborted.
+/// Polls a job until it ends (`JobComplete`, `Failed` or `Aborted`); a job still running
+/// after `job_timeout` is aborted and is an error.
 async fn wait_for_job(
     session: &Session,
     kind: JobKind,
@@ -166,32 +201,8 @@ async fn wait_for_job(
         let path = format!("{}/{id}", kind.path());
         let (value, _) = session.json(&what, Method::GET, &path, &[], None).await?;
         let info = JobInfo::parse(&value, &what)?;
-        match info.state.as_str() {
-            "JobComplete" => return Ok(info),
-            "Failed" | "Aborted" => {
-                let reason = info
-                    .error_message
-                    .clone()
-                    .unwrap_or_else(|| "no errorMessage given".to_owned());
-                // InvalidBatch, InvalidJob, FeatureNotEnabled: the request itself was refused.
-                let refused = ["Invalid", "FeatureNotEnabled"]
-                    .iter()
-                    .any(|prefix| reason.starts_with(prefix));
-                let kind_of_error = if refused {
-                    ConnectorErrorKind::InvalidConfig
-                } else {
-                    ConnectorErrorKind::Unavailable
-                };
-                return Err(ConnectorError::new(
-                    kind_of_error,
-                    format!(
-                        "Salesforce Bulk API 2.0 {} job {id} on {object} ended {}: {reason}",
-                        kind.name(),
-                        info.state
-                    ),
-                ));
-            }
-            _ => {}
+        if matches!(info.state.as_str(), "JobComplete" | "Failed" | "Aborted") {
+            return Ok(info);
         }
         if started.elapsed() >= settings.job_timeout {
             abort_job(session, kind, id).await;
@@ -206,6 +217,25 @@ async fn wait_for_job(
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(settings.poll_max);
     }
+}
+
+/// The error for a job that ended `Failed` or `Aborted`, quoting Salesforce's `errorMessage`.
+fn job_error(kind: JobKind, object: &str, info: &JobInfo) -> ConnectorError {
+    let kind_of_error = if info.refused() {
+        ConnectorErrorKind::InvalidConfig
+    } else {
+        ConnectorErrorKind::Unavailable
+    };
+    ConnectorError::new(
+        kind_of_error,
+        format!(
+            "Salesforce Bulk API 2.0 {} job {} on {object} ended {}: {}",
+            kind.name(),
+            info.id,
+            info.state,
+            info.reason()
+        ),
+    )
 }
 
 /// Best-effort `PATCH {state: Aborted}`; failures are logged, never raised.
@@ -440,6 +470,9 @@ impl QueryState {
                 &self.settings,
             )
             .await?;
+            if !info.is_complete() {
+                return Err(job_error(JobKind::Query, &object, &info));
+            }
             self.expected = Some(info.processed);
             self.next = Some(self.fetch(None));
         }
@@ -732,20 +765,38 @@ impl<'a> CsvRecords<'a> {
     }
 }
 
-/// Uploads `csv` (`rows` records after the header) as one ingest job and waits for it.
+/// Bytes read from an upload file per body chunk.
+const FILE_CHUNK: usize = 256 * 1024;
+
+/// One ingest job's CSV, spooled to a file: what [`run_ingest_job`] uploads.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestUpload<'a> {
+    /// The CSV file: the header line, then the records.
+    pub path: &'a Path,
+    /// Its size in bytes.
+    pub bytes: u64,
+    /// Records after the header.
+    pub rows: u64,
+}
+
+/// Uploads `upload` as one ingest job and waits until the job ends.
+///
+/// The job info is returned for `JobComplete` jobs and for `Failed`/`Aborted` ones that
+/// Salesforce did not refuse as a whole: `numberRecordsProcessed` may then be below
+/// `upload.rows`, and the caller reads the failed and unprocessed records back.
 ///
 /// # Errors
-/// A refused request, a `Failed`/`Aborted` job, or a job that processed a different number of
-/// records than were uploaded.
+/// A refused request or job ([`JobInfo::refused`]), a job still running after `job_timeout`,
+/// or a job reporting more records than were uploaded.
 pub async fn run_ingest_job(
     session: &Session,
     object: &str,
     operation: &str,
     external_id: Option<&str>,
-    csv: Bytes,
-    rows: u64,
+    upload: IngestUpload<'_>,
     settings: &BulkSettings,
 ) -> Result<JobInfo, ConnectorError> {
+    let rows = upload.rows;
     let mut body = json!({
         "object": object,
         "operation": operation,
@@ -767,7 +818,7 @@ pub async fn run_ingest_job(
         )
         .await?;
     let id = JobInfo::parse(&value, &what)?.id;
-    tracing::info!(object, operation, job = %id, rows, bytes = csv.len(), "created a Bulk API 2.0 ingest job");
+    tracing::info!(object, operation, job = %id, rows, bytes = upload.bytes, "created a Bulk API 2.0 ingest job");
     let uploaded = async {
         session
             .call_with(
@@ -775,11 +826,12 @@ pub async fn run_ingest_job(
                 Method::PUT,
                 &format!("jobs/ingest/{id}/batches"),
                 &[],
+                // A fresh body from the start of the file for every attempt.
                 |request| {
                     request
                         .header("content-type", "text/csv")
                         .header("accept", "application/json")
-                        .body(csv.clone())
+                        .body(FileBody::open(upload.path, upload.bytes))
                 },
             )
             .await?;
@@ -799,27 +851,136 @@ pub async fn run_ingest_job(
         return Err(error);
     }
     let info = wait_for_job(session, JobKind::Ingest, &id, object, settings).await?;
-    if info.processed != rows {
+    if info.refused() {
+        return Err(job_error(JobKind::Ingest, object, &info));
+    }
+    if info.processed > rows || info.failed > info.processed {
         return Err(ConnectorError::unavailable(format!(
-            "Salesforce Bulk API 2.0 {operation} job {id} on {object} processed {} of the {rows} \
-             records uploaded",
-            info.processed
+            "Salesforce Bulk API 2.0 {operation} job {id} on {object} reports {} records \
+             processed and {} failed for the {rows} records uploaded",
+            info.processed, info.failed
         )));
+    }
+    if !info.is_complete() {
+        tracing::warn!(object, operation, job = %id, state = %info.state, reason = info.reason(), processed = info.processed, rows, "a Bulk API 2.0 ingest job ended before processing every record");
     }
     Ok(info)
 }
 
-/// Downloads the `failedResults` CSV of an ingest job.
-pub async fn failed_results(
+/// A file sent as a request body 256 KiB at a time, so an upload never sits in
+/// memory; its exact length is announced, so the request has a `Content-Length`.
+#[derive(Debug)]
+pub struct FileBody {
+    file: Option<tokio::fs::File>,
+    /// Reported on the first read (the file could not be opened).
+    error: Option<std::io::Error>,
+    remaining: u64,
+    buffer: Vec<u8>,
+}
+
+impl FileBody {
+    /// A body of the first `len` bytes of the file at `path`, opened now; a failure to open it
+    /// is the body's first (and only) frame.
+    pub fn open(path: &Path, len: u64) -> reqwest::Body {
+        let (file, error) = match std::fs::File::open(path) {
+            Ok(file) => (Some(tokio::fs::File::from_std(file)), None),
+            Err(error) => (
+                None,
+                Some(std::io::Error::new(
+                    error.kind(),
+                    format!("opening the upload file {}: {error}", path.display()),
+                )),
+            ),
+        };
+        reqwest::Body::wrap(Self {
+            file,
+            error,
+            remaining: len,
+            buffer: Vec::new(),
+        })
+    }
+}
+
+impl http_body::Body for FileBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+        use tokio::io::AsyncRead as _;
+        let this = self.get_mut();
+        if let Some(error) = this.error.take() {
+            return Poll::Ready(Some(Err(error)));
+        }
+        if this.remaining == 0 {
+            return Poll::Ready(None);
+        }
+        let Some(file) = this.file.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let want = usize::try_from(this.remaining).map_or(FILE_CHUNK, |n| n.min(FILE_CHUNK));
+        this.buffer.resize(want, 0);
+        let mut buffer = tokio::io::ReadBuf::new(&mut this.buffer);
+        match Pin::new(file).poll_read(cx, &mut buffer) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Err(error)) => {
+                this.file = None;
+                Poll::Ready(Some(Err(error)))
+            }
+            Poll::Ready(Ok(())) => {
+                let read = buffer.filled();
+                if read.is_empty() {
+                    let missing = this.remaining;
+                    this.file = None;
+                    return Poll::Ready(Some(Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!("the upload file ended {missing} bytes early"),
+                    ))));
+                }
+                this.remaining -= read.len() as u64;
+                Poll::Ready(Some(Ok(http_body::Frame::data(Bytes::copy_from_slice(
+                    read,
+                )))))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0 && self.error.is_none()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.remaining)
+    }
+}
+
+/// Which per-record results of an ingest job to download.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IngestResults {
+    /// `failedResults`: the records Salesforce rejected, with `sf__Error`.
+    Failed,
+    /// `unprocessedrecords`: the records the job never reached.
+    Unprocessed,
+}
+
+/// Downloads the `failedResults` or `unprocessedrecords` CSV of an ingest job.
+pub async fn ingest_results(
     session: &Session,
     object: &str,
     id: &str,
+    which: IngestResults,
 ) -> Result<Bytes, ConnectorError> {
+    let (name, path) = match which {
+        IngestResults::Failed => ("failed results", "failedResults"),
+        IngestResults::Unprocessed => ("unprocessed records", "unprocessedrecords"),
+    };
     let response = session
         .call_with(
-            &format!("failed results of Bulk API 2.0 job {id} on {object}"),
+            &format!("{name} of Bulk API 2.0 job {id} on {object}"),
             Method::GET,
-            &format!("jobs/ingest/{id}/failedResults"),
+            &format!("jobs/ingest/{id}/{path}"),
             &[],
             |request| request.header("accept", "text/csv"),
         )
@@ -827,76 +988,122 @@ pub async fn failed_results(
     Ok(response.body)
 }
 
-/// Reads a `failedResults` CSV (`sf__Id`, `sf__Error`, the columns as uploaded) a few records
-/// at a time.
-pub struct FailedResults<'a> {
+/// Reads a `failedResults` CSV (`sf__Id`, `sf__Error`, the columns as uploaded) or an
+/// `unprocessedrecords` CSV (the columns as uploaded) a few records at a time, as
+/// [`RejectedRecord`]s holding the fields as they were sent (`#N/A` as null).
+pub struct ResultRecords<'a> {
     records: CsvRecords<'a>,
     header: Vec<String>,
-    error_column: usize,
-    id_column: Option<usize>,
+    /// `sf__Error`; `None` for unprocessed records.
+    error_column: Option<usize>,
+    /// The message of unprocessed records.
+    message: String,
+    /// `failed results` or `unprocessed records`, for errors.
+    what: &'static str,
+    /// Records read so far.
+    row: u64,
 }
 
-impl<'a> FailedResults<'a> {
-    /// Reads the header.
+impl<'a> ResultRecords<'a> {
+    /// Reads the header of a `failedResults` CSV.
     ///
     /// # Errors
     /// When the CSV has no `sf__Error` column.
-    pub fn new(body: &'a [u8]) -> Result<Self, ConnectorError> {
-        let bad = |message: String| {
-            ConnectorError::bad_data(format!("Salesforce Bulk API 2.0 failed results: {message}"))
-        };
+    pub fn failed(body: &'a [u8]) -> Result<Self, ConnectorError> {
+        let mut results = Self::new(body, String::new(), "failed results")?;
+        results.error_column = Some(
+            results
+                .header
+                .iter()
+                .position(|h| h == "sf__Error")
+                .ok_or_else(|| results_error(results.what, "no sf__Error column"))?,
+        );
+        Ok(results)
+    }
+
+    /// Reads the header of an `unprocessedrecords` CSV; each record is given the code
+    /// [`UNPROCESSED`] and `message`. An empty body has no records.
+    ///
+    /// # Errors
+    /// Malformed CSV.
+    pub fn unprocessed(body: &'a [u8], message: String) -> Result<Self, ConnectorError> {
+        Self::new(body, message, "unprocessed records")
+    }
+
+    fn new(body: &'a [u8], message: String, what: &'static str) -> Result<Self, ConnectorError> {
         let mut records = CsvRecords::new(body);
-        let header: Vec<String> = match records.next_record().map_err(bad)? {
-            Some(record) => record
+        let header: Vec<String> = match records.next_record() {
+            Ok(Some(record)) => record
                 .iter()
                 .map(|name| String::from_utf8_lossy(name).into_owned())
                 .collect(),
-            None => Vec::new(),
+            Ok(None) => Vec::new(),
+            Err(message) => return Err(results_error(what, &message)),
         };
-        let error_column = header
-            .iter()
-            .position(|h| h == "sf__Error")
-            .ok_or_else(|| bad("no sf__Error column".to_owned()))?;
-        let id_column = header.iter().position(|h| h == "sf__Id");
         Ok(Self {
             records,
             header,
-            error_column,
-            id_column,
+            error_column: None,
+            message,
+            what,
+            row: 0,
         })
     }
 
     /// Up to `limit` more rejected records; empty at the end.
     ///
     /// # Errors
-    /// Malformed CSV.
+    /// Malformed CSV, or a record with more fields than the header.
     pub fn next_chunk(&mut self, limit: usize) -> Result<Vec<RejectedRecord>, ConnectorError> {
         let mut out = Vec::new();
         while out.len() < limit {
-            let record = self.records.next_record().map_err(|message| {
-                ConnectorError::bad_data(format!(
-                    "Salesforce Bulk API 2.0 failed results: {message}"
-                ))
-            })?;
-            let Some(record) = record else {
-                break;
+            let what = self.what;
+            let record = match self.records.next_record() {
+                Ok(Some(record)) => record,
+                Ok(None) => break,
+                Err(message) => return Err(results_error(what, &message)),
             };
+            self.row += 1;
+            // A blank line (one empty field) is no record.
+            if record.len() == 1 && record.get(0).is_some_and(<[u8]>::is_empty) {
+                continue;
+            }
+            if record.len() > self.header.len() {
+                return Err(results_error(
+                    what,
+                    &format!(
+                        "record {} has {} fields, the header {}",
+                        self.row,
+                        record.len(),
+                        self.header.len()
+                    ),
+                ));
+            }
             let text = |i: usize| {
                 record
                     .get(i)
                     .map(|b| String::from_utf8_lossy(b).into_owned())
                     .unwrap_or_default()
             };
-            let (code, message) = split_error(&text(self.error_column));
+            let (code, message) = match self.error_column {
+                Some(column) => split_error(&text(column)),
+                None => (Some(UNPROCESSED.to_owned()), self.message.clone()),
+            };
             let mut fields = Map::new();
             for (i, name) in self.header.iter().enumerate() {
-                if i == self.error_column || Some(i) == self.id_column {
+                // sf__Id, sf__Error, sf__Created are Salesforce's, not the record's.
+                if name.starts_with("sf__") {
                     continue;
                 }
-                let value = text(i);
-                // Empty fields were not sent (a null leaves the value alone).
-                if !value.is_empty() {
-                    fields.insert(name.clone(), Value::String(value));
+                match text(i).as_str() {
+                    // Empty fields were not sent (an empty field leaves a value alone).
+                    "" => {}
+                    NULL_FIELD => {
+                        fields.insert(name.clone(), Value::Null);
+                    }
+                    value => {
+                        fields.insert(name.clone(), Value::String(value.to_owned()));
+                    }
                 }
             }
             out.push(RejectedRecord {
@@ -908,6 +1115,13 @@ impl<'a> FailedResults<'a> {
         Ok(out)
     }
 }
+
+fn results_error(what: &str, message: &str) -> ConnectorError {
+    ConnectorError::bad_data(format!("Salesforce Bulk API 2.0 {what}: {message}"))
+}
+
+/// The field value that sets a field to null in an ingest job (an empty one leaves it alone).
+pub const NULL_FIELD: &str = "#N/A";
 
 /// `REQUIRED_FIELD_MISSING:Required fields are missing: [Name]:Name --` into the code and the
 /// rest of the text.
@@ -1113,7 +1327,7 @@ mod tests {
                     \"\",\"REQUIRED_FIELD_MISSING:Required fields are missing: [Name]:Name --\",\"\",\"e1\"\n\
                     \"001X\",\"DUPLICATE_VALUE:duplicate value found: a, b:External_Id__c --\",\"Ü\",\"e2\"\n\
                     \"\",\"something went wrong\",\"n\",\"e3\"\n";
-        let mut results = FailedResults::new(body.as_bytes()).unwrap();
+        let mut results = ResultRecords::failed(body.as_bytes()).unwrap();
         let first = results.next_chunk(2).unwrap();
         assert_eq!(first.len(), 2);
         assert_eq!(first[0].code.as_deref(), Some("REQUIRED_FIELD_MISSING"));
@@ -1132,6 +1346,100 @@ mod tests {
         assert_eq!(rest[0].code, None);
         assert_eq!(rest[0].message, "something went wrong");
         assert!(results.next_chunk(2).unwrap().is_empty());
-        assert!(FailedResults::new(b"a,b\n").is_err());
+        assert!(ResultRecords::failed(b"a,b\n").is_err());
+    }
+
+    #[test]
+    fn unprocessed_records_become_rejected_records() {
+        let body = "Name,External_Id__c,Phone\n\
+                    \"Acme, Inc\",e1,#N/A\n\
+                    \n\
+                    Ünï,e2,\n";
+        let message = "job 750 ended Failed before processing the record".to_owned();
+        let mut results = ResultRecords::unprocessed(body.as_bytes(), message.clone()).unwrap();
+        let records = results.next_chunk(10).unwrap();
+        assert_eq!(records.len(), 2, "the blank line is no record");
+        assert_eq!(records[0].code.as_deref(), Some(UNPROCESSED));
+        assert_eq!(records[0].message, message);
+        assert_eq!(
+            records[0].record,
+            json!({"Name": "Acme, Inc", "External_Id__c": "e1", "Phone": null})
+                .as_object()
+                .cloned()
+                .unwrap(),
+            "#N/A was a null"
+        );
+        assert_eq!(
+            records[1].record,
+            json!({"Name": "Ünï", "External_Id__c": "e2"})
+                .as_object()
+                .cloned()
+                .unwrap()
+        );
+        assert!(results.next_chunk(10).unwrap().is_empty());
+        // Nothing unprocessed: an empty body, or a header alone.
+        let mut empty = ResultRecords::unprocessed(b"", String::new()).unwrap();
+        assert!(empty.next_chunk(10).unwrap().is_empty());
+        let mut header = ResultRecords::unprocessed(b"Name\n", String::new()).unwrap();
+        assert!(header.next_chunk(10).unwrap().is_empty());
+        // More fields than the header, and broken quoting, are errors that say where.
+        let mut extra = ResultRecords::unprocessed(b"Name\na\nb,c\n", String::new()).unwrap();
+        let error = extra.next_chunk(10).unwrap_err();
+        assert!(
+            error
+                .message
+                .contains("unprocessed records: record 2 has 2 fields"),
+            "{error}"
+        );
+    }
+
+    async fn frames(mut body: reqwest::Body) -> Result<Vec<u8>, String> {
+        use http_body::Body as _;
+        let mut out = Vec::new();
+        loop {
+            let frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await;
+            match frame {
+                None => return Ok(out),
+                Some(Err(error)) => {
+                    // The file's error is the source of reqwest's.
+                    let mut text = error.to_string();
+                    let mut source = std::error::Error::source(&error);
+                    while let Some(cause) = source {
+                        text = format!("{text}: {cause}");
+                        source = cause.source();
+                    }
+                    return Err(text);
+                }
+                Some(Ok(frame)) => out.extend_from_slice(&frame.into_data().unwrap_or_default()),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn file_bodies_stream_the_file_and_announce_its_length() {
+        use http_body::Body as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upload.csv");
+        // Several chunks, the last one short.
+        let data: Vec<u8> = (0..FILE_CHUNK * 2 + 1234)
+            .map(|i| b"abc,\"d\"\n"[i % 8])
+            .collect();
+        std::fs::write(&path, &data).unwrap();
+        let body = FileBody::open(&path, data.len() as u64);
+        assert_eq!(body.size_hint().exact(), Some(data.len() as u64));
+        assert_eq!(frames(body).await.unwrap(), data);
+        // Only the announced length is sent.
+        assert_eq!(
+            frames(FileBody::open(&path, 10)).await.unwrap(),
+            &data[..10]
+        );
+        // A file shorter than announced, or missing, is an error, not a short body.
+        let error = frames(FileBody::open(&path, data.len() as u64 + 5))
+            .await
+            .unwrap_err();
+        assert!(error.contains("ended 5 bytes early"), "{error}");
+        let missing = dir.path().join("gone.csv");
+        let error = frames(FileBody::open(&missing, 3)).await.unwrap_err();
+        assert!(error.contains("gone.csv"), "{error}");
     }
 }

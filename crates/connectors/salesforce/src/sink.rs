@@ -8,24 +8,36 @@
 //!
 //! - **Collections**: calls of [`COLLECTION_LIMIT`] records with `allOrNone: false`; each
 //!   record's result is mapped back.
-//! - **Bulk API 2.0**: the records are written as CSV into an upload buffer; when it reaches
-//!   [`BulkSettings::upload_max_bytes`] (or the schema changes, or the run commits) it becomes
-//!   one ingest job ([`bulk::run_ingest_job`]), and its `failedResults` are read back.
+//! - **Bulk API 2.0**: the records are written as CSV into a temporary file; when it reaches
+//!   [`BulkSettings::upload_max_bytes`] (or the schema changes, or the run commits) it is
+//!   streamed as one ingest job ([`bulk::run_ingest_job`]), so memory stays the same whatever
+//!   the upload size. Its `failedResults` are read back, and so are its `unprocessedrecords`
+//!   when the job ended before reaching every record (code [`bulk::UNPROCESSED`]).
 //!
 //! Either way a rejected record is counted as a put failure and handed, with Salesforce's error
 //! code and message, to the run's [`RejectedRecordSink`] in chunks; with
 //! `failOnFirstDestinationError` the first one is handed over and the run stops. Salesforce
 //! has no transaction spanning calls or jobs, so records accepted before a failure stay
 //! written; `commit` only sends what is still buffered, and `abort` drops the buffer.
+//!
+//! **Values.** On `INSERT` a null is not sent, so Salesforce's default applies. On `UPDATE`
+//! and `UPSERT` a null sets the field to null, on either API: JSON `null` to sObject
+//! Collections, `#N/A` in Bulk API 2.0 CSV (Salesforce's documented rule: an empty field
+//! leaves the value unchanged). An empty string does the same in Bulk CSV as it does over REST
+//! (Salesforce keeps no empty strings), so a text value that is literally `#N/A` cannot be
+//! written in a Bulk update or upsert; Salesforce has no escape for it. Instants are written in UTC as
+//! `2024-04-16T19:00:00.250Z`, dates as `2024-04-16`, times as `19:00:00.250Z`, floating-point
+//! numbers in plain decimal notation; NaN and infinities are refused with the field and record
+//! named, since no Salesforce number field holds them.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::sync::Arc;
 
 use arrow_array::{Array, RecordBatch};
 use arrow_cast::display::{ArrayFormatter, FormatOptions};
 use arrow_schema::{DataType, SchemaRef, TimeUnit};
 use async_trait::async_trait;
-use bytes::Bytes;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 use sluice_api_model as model;
@@ -33,7 +45,7 @@ use sluice_connector_api::{
     ConnectorError, DestinationWriter, RejectedRecord, RejectedRecordSink, WriteSummary,
 };
 
-use crate::bulk::{self, BulkSettings, FailedResults};
+use crate::bulk::{self, BulkSettings, IngestResults, IngestUpload, ResultRecords};
 use crate::client::Session;
 use crate::config::{TransferApi, transfer_api};
 use crate::source::encode;
@@ -107,6 +119,42 @@ fn op_name(operation: model::WriteOperationType) -> &'static str {
         model::WriteOperationType::Update => "update",
         model::WriteOperationType::Delete => "delete",
     }
+}
+
+/// Whether a null (or empty) value sets the field to null rather than leaving it alone.
+fn nulls_clear(operation: model::WriteOperationType) -> bool {
+    matches!(
+        operation,
+        model::WriteOperationType::Update | model::WriteOperationType::Upsert
+    )
+}
+
+/// Refuses floating-point values no Salesforce field can hold (NaN, infinities), naming the
+/// field and the record, before anything is sent.
+fn check_numbers(batch: &RecordBatch, object: &str) -> Result<(), ConnectorError> {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Float32Type, Float64Type};
+    for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+        let bad = match field.data_type() {
+            DataType::Float64 => column
+                .as_primitive::<Float64Type>()
+                .iter()
+                .position(|v| v.is_some_and(|v| !v.is_finite())),
+            DataType::Float32 => column
+                .as_primitive::<Float32Type>()
+                .iter()
+                .position(|v| v.is_some_and(|v| !v.is_finite())),
+            _ => None,
+        };
+        if let Some(i) = bad {
+            return Err(ConnectorError::bad_data(format!(
+                "field {} of record {i} of a batch for Salesforce {object} is not a finite \
+                 number (NaN or infinite), which Salesforce cannot store",
+                field.name()
+            )));
+        }
+    }
+    Ok(())
 }
 
 impl SalesforceWriter {
@@ -203,7 +251,8 @@ impl SalesforceWriter {
     }
 
     async fn write_rest(&mut self, batch: &RecordBatch) -> Result<(), ConnectorError> {
-        self.rows.extend(batch_rows(batch)?);
+        self.rows
+            .extend(batch_rows(batch, nulls_clear(self.settings.operation))?);
         while self.rows.len() >= COLLECTION_LIMIT {
             let chunk: Vec<Map<String, Value>> = self.rows.drain(..COLLECTION_LIMIT).collect();
             self.send(chunk).await?;
@@ -285,6 +334,8 @@ impl SalesforceWriter {
         }
         let mut rejected = Vec::new();
         for (record, result) in chunk.into_iter().zip(results) {
+            // Every record of the call was processed (allOrNone is false), so successes after
+            // a rejection count as written even when the run stops at the first error.
             if result.get("success").and_then(Value::as_bool) == Some(true) {
                 self.written += 1;
                 continue;
@@ -328,9 +379,9 @@ impl SalesforceWriter {
                 code,
                 message,
             });
-            if self.settings.fail_on_first_error {
-                return self.stop_at_first(rejected).await;
-            }
+        }
+        if self.settings.fail_on_first_error && !rejected.is_empty() {
+            return self.stop_at_first(rejected).await;
         }
         if !rejected.is_empty() {
             tracing::debug!(object = %object, count = rejected.len(), "Salesforce rejected records");
@@ -361,11 +412,20 @@ impl SalesforceWriter {
         if batch.num_rows() == 0 {
             return Ok(());
         }
-        let delete = matches!(self.settings.operation, model::WriteOperationType::Delete);
+        let operation = self.settings.operation;
+        let delete = matches!(operation, model::WriteOperationType::Delete);
+        let null_text = if nulls_clear(operation) {
+            bulk::NULL_FIELD
+        } else {
+            ""
+        };
         // Rendered up front: the formatters cannot be held across the job calls below.
         let (header, lines, ends) = {
-            let encoder =
-                RowEncoder::new(batch, delete.then_some(self.settings.id_field.as_str()))?;
+            let encoder = RowEncoder::new(
+                batch,
+                delete.then_some(self.settings.id_field.as_str()),
+                null_text,
+            )?;
             let mut lines = Vec::new();
             let mut ends = Vec::with_capacity(batch.num_rows());
             for i in 0..batch.num_rows() {
@@ -378,14 +438,15 @@ impl SalesforceWriter {
             // A CSV has one header; other columns make another job.
             self.run_job().await?;
         }
+        let max_bytes = self.settings.bulk.upload_max_bytes;
         let mut start = 0;
         for end in ends {
             let row = &lines[start..end];
             start = end;
-            let max_bytes = self.settings.bulk.upload_max_bytes;
-            let upload = self
-                .upload
-                .get_or_insert_with(|| CsvUpload::new(header.clone()));
+            let mut upload = match self.upload.take() {
+                Some(upload) => upload,
+                None => CsvUpload::new(header.clone())?,
+            };
             if !upload.fits(row, max_bytes) {
                 if upload.rows == 0 {
                     return Err(ConnectorError::bad_data(format!(
@@ -395,56 +456,105 @@ impl SalesforceWriter {
                         row.len(),
                     )));
                 }
+                self.upload = Some(upload);
                 self.run_job().await?;
+                upload = CsvUpload::new(header.clone())?;
             }
-            self.upload
-                .get_or_insert_with(|| CsvUpload::new(header.clone()))
-                .push(row);
+            upload.push(row)?;
+            self.upload = Some(upload);
         }
         Ok(())
     }
 
-    /// Sends the buffered CSV as one ingest job and maps its results back.
+    /// Sends the buffered CSV as one ingest job and maps its results back: the records Salesforce
+    /// rejected (`failedResults`) and those the job never reached (`unprocessedrecords`) are
+    /// put failures.
     async fn run_job(&mut self) -> Result<(), ConnectorError> {
-        let Some(upload) = self.upload.take().filter(|u| u.rows > 0) else {
+        let Some(mut upload) = self.upload.take().filter(|u| u.rows > 0) else {
             return Ok(());
         };
+        upload.finish()?;
         let settings = &self.settings;
-        let operation = match settings.operation {
-            model::WriteOperationType::Insert => "insert",
-            model::WriteOperationType::Upsert => "upsert",
-            model::WriteOperationType::Update => "update",
-            model::WriteOperationType::Delete => "delete",
-        };
+        let operation = op_name(settings.operation);
         let external_id = (settings.operation == model::WriteOperationType::Upsert)
             .then_some(settings.id_field.as_str());
-        let rows = upload.rows;
-        let size = upload.data.len() as u64;
+        let (rows, size) = (upload.rows, upload.bytes);
         let info = bulk::run_ingest_job(
             &self.session,
             &settings.object,
             operation,
             external_id,
-            Bytes::from(upload.data),
-            rows,
+            IngestUpload {
+                path: &upload.path,
+                bytes: upload.bytes,
+                rows,
+            },
             &settings.bulk,
         )
         .await?;
+        // The file is not needed any more: the results come from Salesforce.
+        drop(upload);
         self.jobs += 1;
         self.bytes += size;
-        self.written += info.processed - info.failed.min(info.processed);
-        if info.failed == 0 {
-            return Ok(());
+        self.written += info.processed - info.failed;
+        if info.failed > 0 {
+            let body = bulk::ingest_results(
+                &self.session,
+                &self.settings.object,
+                &info.id,
+                IngestResults::Failed,
+            )
+            .await?;
+            let results = ResultRecords::failed(&body)?;
+            self.hand_over(results, info.failed, &info.id, "failed results")
+                .await?;
         }
-        let body = bulk::failed_results(&self.session, &settings.object, &info.id).await?;
-        let mut results = FailedResults::new(&body)?;
+        let unprocessed = rows - info.processed;
+        if unprocessed > 0 {
+            let message = if info.is_complete() {
+                format!(
+                    "Salesforce Bulk API 2.0 job {} completed without processing the record",
+                    info.id
+                )
+            } else {
+                format!(
+                    "Salesforce Bulk API 2.0 job {} ended {} before processing the record: {}",
+                    info.id,
+                    info.state,
+                    info.reason()
+                )
+            };
+            let body = bulk::ingest_results(
+                &self.session,
+                &self.settings.object,
+                &info.id,
+                IngestResults::Unprocessed,
+            )
+            .await?;
+            let results = ResultRecords::unprocessed(&body, message)?;
+            self.hand_over(results, unprocessed, &info.id, "unprocessed records")
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Hands the records of a job's results CSV to the error location in chunks and counts
+    /// them as put failures; with `failOnFirstDestinationError` only the first, and the run
+    /// stops. The CSV must hold exactly `expected` records.
+    async fn hand_over(
+        &mut self,
+        mut results: ResultRecords<'_>,
+        expected: u64,
+        job: &str,
+        what: &str,
+    ) -> Result<(), ConnectorError> {
+        let limit = if self.settings.fail_on_first_error {
+            1
+        } else {
+            REJECTED_CHUNK
+        };
         let mut handed = 0u64;
         loop {
-            let limit = if self.settings.fail_on_first_error {
-                1
-            } else {
-                REJECTED_CHUNK
-            };
             let chunk = results.next_chunk(limit)?;
             if chunk.is_empty() {
                 break;
@@ -454,57 +564,100 @@ impl SalesforceWriter {
                 return self.stop_at_first(chunk).await;
             }
             handed += chunk.len() as u64;
+            self.failed += chunk.len() as u64;
             self.rejected.put(chunk).await?;
         }
-        if handed != info.failed {
+        if handed != expected {
             return Err(ConnectorError::unavailable(format!(
-                "Salesforce Bulk API 2.0 job {} on {} reported {} failed records but its failed \
-                 results hold {handed}",
-                info.id, self.settings.object, info.failed
+                "Salesforce Bulk API 2.0 job {job} on {}: its record counts call for \
+                 {expected} {what} but Salesforce listed {handed}",
+                self.settings.object
             )));
         }
-        self.failed += info.failed;
-        tracing::warn!(object = %self.settings.object, job = %info.id, failed = info.failed, "Salesforce rejected records of a Bulk API 2.0 job");
+        tracing::warn!(object = %self.settings.object, job, count = handed, "Salesforce Bulk API 2.0 {what}");
         Ok(())
     }
 }
 
-/// The CSV of one ingest job.
+/// The CSV of one ingest job, spooled to a temporary file (removed when dropped) so that
+/// memory does not grow with the upload.
 #[derive(Debug)]
 struct CsvUpload {
     header: Vec<String>,
-    data: Vec<u8>,
+    file: std::io::BufWriter<std::fs::File>,
+    path: tempfile::TempPath,
+    /// Bytes written, header included.
+    bytes: u64,
     rows: u64,
 }
 
 impl CsvUpload {
-    fn new(header: Vec<String>) -> Self {
-        let mut data = Vec::with_capacity(64 * 1024);
+    /// A new file holding the header line.
+    fn new(header: Vec<String>) -> Result<Self, ConnectorError> {
+        let (file, path) = tempfile::Builder::new()
+            .prefix("sluice-salesforce-")
+            .suffix(".csv")
+            .tempfile()
+            .map_err(|error| {
+                ConnectorError::internal(format!(
+                    "creating a temporary file for a Salesforce Bulk API 2.0 upload in {}: \
+                     {error}",
+                    std::env::temp_dir().display()
+                ))
+            })?
+            .into_parts();
+        let mut line = Vec::new();
         for (i, name) in header.iter().enumerate() {
             if i > 0 {
-                data.push(b',');
+                line.push(b',');
             }
-            push_field(&mut data, name);
+            push_field(&mut line, name);
         }
-        data.push(b'\n');
-        Self {
+        line.push(b'\n');
+        let mut upload = Self {
             header,
-            data,
+            file: std::io::BufWriter::with_capacity(64 * 1024, file),
+            path,
+            bytes: 0,
             rows: 0,
-        }
+        };
+        upload.append(&line)?;
+        Ok(upload)
     }
 
     fn fits(&self, row: &[u8], max_bytes: usize) -> bool {
-        self.data.len() + row.len() <= max_bytes
+        self.bytes + row.len() as u64 <= max_bytes as u64
     }
 
-    fn push(&mut self, row: &[u8]) {
-        self.data.extend_from_slice(row);
+    fn push(&mut self, row: &[u8]) -> Result<(), ConnectorError> {
+        self.append(row)?;
         self.rows += 1;
+        Ok(())
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> Result<(), ConnectorError> {
+        self.file
+            .write_all(bytes)
+            .map_err(|error| self.io_error(&error))?;
+        self.bytes += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Writes out what is buffered, so the file holds the whole upload.
+    fn finish(&mut self) -> Result<(), ConnectorError> {
+        self.file.flush().map_err(|error| self.io_error(&error))
+    }
+
+    fn io_error(&self, error: &std::io::Error) -> ConnectorError {
+        ConnectorError::internal(format!(
+            "writing the Salesforce Bulk API 2.0 upload file {}: {error}",
+            self.path.display()
+        ))
     }
 }
 
-/// Writes one CSV field, quoted when it holds a separator, a quote or a line break.
+/// Writes one CSV field, quoted when it holds a separator, a quote or a line break. Leading
+/// and trailing spaces need no quotes: Salesforce does not trim field values.
 fn push_field(out: &mut Vec<u8>, text: &str) {
     if text
         .bytes()
@@ -523,26 +676,120 @@ fn push_field(out: &mut Vec<u8>, text: &str) {
     }
 }
 
-/// How one column is rendered.
+/// How the values of one column are written as text.
 enum Render<'a> {
     /// Instants as `2024-04-16T19:00:00.250Z` whatever the zone attached for display (zone
     /// names need a time zone database Sluice does not carry).
-    Timestamp(&'a dyn Array, TimeUnit),
+    Timestamp(TimeUnit),
+    /// Dates held as milliseconds, as `2024-04-16`.
+    Date64,
+    /// Times of day as `19:00:00.250Z`, the form Salesforce time fields take.
+    Time(TimeUnit),
+    /// Plain decimal notation: Arrow's display would write `12.0` (refused by integer fields)
+    /// and `1e20`.
+    Float,
     Other(ArrayFormatter<'a>),
+}
+
+/// One column and how its values are written.
+struct TextColumn<'a> {
+    array: &'a dyn Array,
+    render: Render<'a>,
+}
+
+impl<'a> TextColumn<'a> {
+    fn new(array: &'a dyn Array, name: &str) -> Result<Self, ConnectorError> {
+        static OPTIONS: std::sync::LazyLock<FormatOptions<'static>> =
+            std::sync::LazyLock::new(|| FormatOptions::new().with_null(""));
+        let render = match array.data_type() {
+            DataType::Timestamp(unit, _) => Render::Timestamp(*unit),
+            DataType::Date64 => Render::Date64,
+            DataType::Time32(unit) | DataType::Time64(unit) => Render::Time(*unit),
+            DataType::Float32 | DataType::Float64 => Render::Float,
+            _ => Render::Other(ArrayFormatter::try_new(array, &OPTIONS).map_err(|error| {
+                ConnectorError::bad_data(format!(
+                    "field {name} cannot be written to Salesforce as text: {error}"
+                ))
+            })?),
+        };
+        Ok(Self { array, render })
+    }
+
+    /// Whether the values need this module's rendering rather than Arrow's JSON encoding.
+    fn is_special(data_type: &DataType) -> bool {
+        matches!(
+            data_type,
+            DataType::Timestamp(..) | DataType::Date64 | DataType::Time32(_) | DataType::Time64(_)
+        )
+    }
+
+    /// Writes the value of `row`, which must not be null.
+    fn write(&self, row: usize, out: &mut String) -> std::fmt::Result {
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::{
+            Date64Type, Float32Type, Float64Type, Time32MillisecondType, Time32SecondType,
+            Time64MicrosecondType, Time64NanosecondType,
+        };
+        let array = self.array;
+        match &self.render {
+            Render::Timestamp(unit) => write_instant(out, array, *unit, row),
+            Render::Date64 => {
+                let millis = array.as_primitive::<Date64Type>().value(row);
+                let date = chrono::DateTime::from_timestamp_millis(millis)
+                    .ok_or(std::fmt::Error)?
+                    .date_naive();
+                write!(out, "{}", date.format("%Y-%m-%d"))
+            }
+            Render::Time(unit) => {
+                let nanos: i64 = match (array.data_type(), unit) {
+                    (DataType::Time32(_), TimeUnit::Second) => {
+                        i64::from(array.as_primitive::<Time32SecondType>().value(row))
+                            * 1_000_000_000
+                    }
+                    (DataType::Time32(_), _) => {
+                        i64::from(array.as_primitive::<Time32MillisecondType>().value(row))
+                            * 1_000_000
+                    }
+                    (_, TimeUnit::Microsecond) => {
+                        array.as_primitive::<Time64MicrosecondType>().value(row) * 1_000
+                    }
+                    _ => array.as_primitive::<Time64NanosecondType>().value(row),
+                };
+                let seconds =
+                    u32::try_from(nanos.div_euclid(1_000_000_000)).map_err(|_| std::fmt::Error)?;
+                let fraction =
+                    u32::try_from(nanos.rem_euclid(1_000_000_000)).map_err(|_| std::fmt::Error)?;
+                let time = chrono::NaiveTime::from_num_seconds_from_midnight_opt(seconds, fraction)
+                    .ok_or(std::fmt::Error)?;
+                write!(out, "{}", time.format("%H:%M:%S%.3fZ"))
+            }
+            Render::Float => match array.data_type() {
+                DataType::Float32 => {
+                    write!(out, "{}", array.as_primitive::<Float32Type>().value(row))
+                }
+                _ => write!(out, "{}", array.as_primitive::<Float64Type>().value(row)),
+            },
+            Render::Other(formatter) => write!(out, "{}", formatter.value(row)),
+        }
+    }
 }
 
 /// Renders the rows of a batch as Bulk API 2.0 CSV lines.
 struct RowEncoder<'a> {
     header: Vec<String>,
-    columns: Vec<Render<'a>>,
+    columns: Vec<TextColumn<'a>>,
+    /// What a null or empty value is written as: an empty field (left alone) or `#N/A` (set
+    /// to null).
+    null_text: &'static str,
 }
 
 impl<'a> RowEncoder<'a> {
-    /// Every column, or only `id_column` (written as `Id`) for deletes. Nulls become empty
-    /// fields, which Salesforce leaves alone, as the Collections path leaves them out.
-    fn new(batch: &'a RecordBatch, id_column: Option<&str>) -> Result<Self, ConnectorError> {
-        static OPTIONS: std::sync::LazyLock<FormatOptions<'static>> =
-            std::sync::LazyLock::new(|| FormatOptions::new().with_null(""));
+    /// Every column, or only `id_column` (written as `Id`) for deletes.
+    fn new(
+        batch: &'a RecordBatch,
+        id_column: Option<&str>,
+        null_text: &'static str,
+    ) -> Result<Self, ConnectorError> {
         let schema: SchemaRef = batch.schema();
         let mut header = Vec::new();
         let mut columns = Vec::new();
@@ -552,24 +799,18 @@ impl<'a> RowEncoder<'a> {
             {
                 continue;
             }
-            let array = batch.column(i).as_ref();
-            let render = match field.data_type() {
-                DataType::Timestamp(unit, _) => Render::Timestamp(array, *unit),
-                _ => Render::Other(ArrayFormatter::try_new(array, &OPTIONS).map_err(|error| {
-                    ConnectorError::bad_data(format!(
-                        "field {} cannot be written to Salesforce as text: {error}",
-                        field.name()
-                    ))
-                })?),
-            };
+            columns.push(TextColumn::new(batch.column(i).as_ref(), field.name())?);
             header.push(if id_column.is_some() {
                 "Id".to_owned()
             } else {
                 field.name().clone()
             });
-            columns.push(render);
         }
-        Ok(Self { header, columns })
+        Ok(Self {
+            header,
+            columns,
+            null_text,
+        })
     }
 
     fn encode(&self, row: usize, out: &mut Vec<u8>) -> Result<(), ConnectorError> {
@@ -579,23 +820,19 @@ impl<'a> RowEncoder<'a> {
                 out.push(b',');
             }
             text.clear();
-            let written = match column {
-                Render::Timestamp(array, unit) => {
-                    if array.is_valid(row) {
-                        write_instant(&mut text, *array, *unit, row)
-                    } else {
-                        Ok(())
-                    }
-                }
-                Render::Other(formatter) => write!(text, "{}", formatter.value(row)),
-            };
-            written.map_err(|error| {
-                ConnectorError::bad_data(format!(
-                    "field {} of record {row} cannot be written as text: {error}",
-                    self.header[i]
-                ))
-            })?;
-            push_field(out, &text);
+            if column.array.is_valid(row) {
+                column.write(row, &mut text).map_err(|error| {
+                    ConnectorError::bad_data(format!(
+                        "field {} of record {row} cannot be written as text: {error}",
+                        self.header[i]
+                    ))
+                })?;
+            }
+            if text.is_empty() {
+                out.extend_from_slice(self.null_text.as_bytes());
+            } else {
+                push_field(out, &text);
+            }
         }
         out.push(b'\n');
         Ok(())
@@ -635,9 +872,16 @@ fn write_instant(
     }
 }
 
-/// Rows of a batch as JSON objects; nulls are left out (Salesforce leaves those fields alone).
-pub fn batch_rows(batch: &RecordBatch) -> Result<Vec<Map<String, Value>>, ConnectorError> {
-    let mut writer = arrow_json::ArrayWriter::new(Vec::new());
+/// Rows of a batch as JSON objects for sObject Collections. Nulls are left out (Salesforce
+/// leaves those fields alone) unless `explicit_nulls`, which sends them as `null` (Salesforce
+/// clears the field). Instants, dates and times are written as in the Bulk API 2.0 CSV.
+pub fn batch_rows(
+    batch: &RecordBatch,
+    explicit_nulls: bool,
+) -> Result<Vec<Map<String, Value>>, ConnectorError> {
+    let mut writer = arrow_json::WriterBuilder::new()
+        .with_explicit_nulls(explicit_nulls)
+        .build::<_, arrow_json::writer::JsonArray>(Vec::new());
     writer
         .write(batch)
         .and_then(|()| writer.finish())
@@ -648,9 +892,30 @@ pub fn batch_rows(batch: &RecordBatch) -> Result<Vec<Map<String, Value>>, Connec
     if bytes.is_empty() {
         return Ok(Vec::new());
     }
-    let rows: Vec<Map<String, Value>> = serde_json::from_slice(&bytes).map_err(|error| {
+    let mut rows: Vec<Map<String, Value>> = serde_json::from_slice(&bytes).map_err(|error| {
         ConnectorError::internal(format!("encoding records for Salesforce: {error}"))
     })?;
+    let schema = batch.schema();
+    for (field, array) in schema.fields().iter().zip(batch.columns()) {
+        if !TextColumn::is_special(field.data_type()) {
+            continue;
+        }
+        let column = TextColumn::new(array.as_ref(), field.name())?;
+        let mut text = String::new();
+        for (i, row) in rows.iter_mut().enumerate() {
+            if !array.is_valid(i) {
+                continue;
+            }
+            text.clear();
+            column.write(i, &mut text).map_err(|error| {
+                ConnectorError::bad_data(format!(
+                    "field {} of record {i} cannot be written as text: {error}",
+                    field.name()
+                ))
+            })?;
+            row.insert(field.name().clone(), Value::String(text.clone()));
+        }
+    }
     Ok(rows)
 }
 
@@ -658,6 +923,7 @@ pub fn batch_rows(batch: &RecordBatch) -> Result<Vec<Map<String, Value>>, Connec
 impl DestinationWriter for SalesforceWriter {
     async fn write(&mut self, batch: RecordBatch) -> Result<(), ConnectorError> {
         self.check_ids(&batch)?;
+        check_numbers(&batch, &self.settings.object)?;
         self.route_batch(batch).await
     }
 
@@ -701,11 +967,36 @@ mod tests {
     use std::sync::Arc;
 
     use arrow_array::{
-        BooleanArray, Float64Array, Int64Array, StringArray, TimestampMillisecondArray,
+        BooleanArray, Date32Array, Date64Array, Decimal128Array, Float32Array, Float64Array,
+        Int64Array, LargeStringArray, StringArray, Time32MillisecondArray, Time32SecondArray,
+        Time64MicrosecondArray, Time64NanosecondArray, TimestampMillisecondArray,
+        TimestampNanosecondArray, TimestampSecondArray,
     };
     use arrow_schema::{Field, Schema, TimeUnit};
 
     use super::*;
+    use crate::bulk::CsvRecords;
+
+    /// The CSV a batch becomes in an ingest job, header included.
+    fn csv(batch: &RecordBatch, null_text: &'static str) -> String {
+        let encoder = RowEncoder::new(batch, None, null_text).unwrap();
+        let mut upload = CsvUpload::new(encoder.header.clone()).unwrap();
+        let mut row = Vec::new();
+        for i in 0..batch.num_rows() {
+            row.clear();
+            encoder.encode(i, &mut row).unwrap();
+            upload.push(&row).unwrap();
+        }
+        assert_eq!(upload.rows, batch.num_rows() as u64);
+        upload.finish().unwrap();
+        let text = String::from_utf8(std::fs::read(&upload.path).unwrap()).unwrap();
+        assert_eq!(upload.bytes, text.len() as u64);
+        text
+    }
+
+    fn batch(columns: Vec<(&str, arrow_array::ArrayRef)>) -> RecordBatch {
+        RecordBatch::try_from_iter(columns.into_iter().map(|(n, a)| (n.to_owned(), a))).unwrap()
+    }
 
     #[test]
     fn rows_encode_as_csv_with_quoting_and_empty_nulls() {
@@ -742,23 +1033,255 @@ mod tests {
             ],
         )
         .unwrap();
-        let encoder = RowEncoder::new(&batch, None).unwrap();
-        let mut upload = CsvUpload::new(encoder.header.clone());
-        let mut row = Vec::new();
-        for i in 0..2 {
-            row.clear();
-            encoder.encode(i, &mut row).unwrap();
-            upload.push(&row);
-        }
         assert_eq!(
-            String::from_utf8(upload.data).unwrap(),
+            csv(&batch, ""),
             "Name,NumberOfEmployees,AnnualRevenue,IsActive__c,Seen__c,LastModifiedDate\n\
              \"Acme, \"\"Inc\"\"\nHQ\",12,1.5,true,2024-04-16T19:00:00.250Z,\n\
              ,,,,,1969-12-31T23:59:59.999Z\n"
         );
-        assert_eq!(upload.rows, 2);
+        // Updates and upserts set null fields to null with #N/A.
+        assert_eq!(
+            csv(&batch, bulk::NULL_FIELD).lines().last(),
+            Some("#N/A,#N/A,#N/A,#N/A,#N/A,1969-12-31T23:59:59.999Z")
+        );
         // Deletes send only the id column, named Id.
-        let ids = RowEncoder::new(&batch, Some("Name")).unwrap();
+        let ids = RowEncoder::new(&batch, Some("Name"), "").unwrap();
         assert_eq!(ids.header, ["Id"]);
+    }
+
+    #[test]
+    fn awkward_text_survives_a_csv_round_trip() {
+        let values = [
+            "plain",
+            " leading and trailing spaces ",
+            "comma, inside",
+            "\"quoted\"",
+            "a \"quote\" in the middle",
+            "line\nbreak",
+            "carriage\r\nreturn",
+            "Ünïcödé — 日本語 🚀",
+            "#",
+            "'single'",
+            "tab\there",
+            ",",
+            "\"",
+        ];
+        let text = csv(
+            &batch(vec![
+                ("Name", Arc::new(StringArray::from(values.to_vec())) as _),
+                (
+                    "Description",
+                    Arc::new(LargeStringArray::from(values.to_vec())) as _,
+                ),
+            ]),
+            "",
+        );
+        let mut records = CsvRecords::new(text.as_bytes());
+        let mut read = Vec::new();
+        while let Some(record) = records.next_record().unwrap() {
+            let fields: Vec<String> = record
+                .iter()
+                .map(|f| String::from_utf8(f.to_vec()).unwrap())
+                .collect();
+            read.push(fields);
+        }
+        assert_eq!(read[0], ["Name", "Description"]);
+        assert_eq!(read.len(), values.len() + 1);
+        for (value, fields) in values.iter().zip(&read[1..]) {
+            assert_eq!(fields, &[*value, *value]);
+        }
+        // Spaces are kept without quotes (Salesforce does not trim); quotes only when needed.
+        assert!(
+            text.contains("\n leading and trailing spaces , leading"),
+            "{text}"
+        );
+        assert!(text.contains("\n\"\"\"\",\"\"\"\"\n"), "{text}");
+    }
+
+    #[test]
+    fn empty_strings_and_nulls_follow_the_operation() {
+        let data = batch(vec![
+            ("Id", Arc::new(StringArray::from(vec!["001A", "001B"])) as _),
+            (
+                "Phone",
+                Arc::new(StringArray::from(vec![Some(""), None])) as _,
+            ),
+        ]);
+        // Insert: not sent, so defaults apply.
+        assert_eq!(csv(&data, ""), "Id,Phone\n001A,\n001B,\n");
+        // Update and upsert: both clear the field, as an empty string does over REST.
+        assert_eq!(
+            csv(&data, bulk::NULL_FIELD),
+            "Id,Phone\n001A,#N/A\n001B,#N/A\n"
+        );
+        let rows = batch_rows(&data, true).unwrap();
+        assert_eq!(rows[0]["Phone"], "");
+        assert_eq!(rows[1]["Phone"], Value::Null);
+        let rows = batch_rows(&data, false).unwrap();
+        assert!(
+            !rows[1].contains_key("Phone"),
+            "nulls are left out on insert"
+        );
+    }
+
+    #[test]
+    fn numbers_dates_and_times_are_written_as_salesforce_reads_them() {
+        let data = batch(vec![
+            (
+                "D64",
+                Arc::new(Float64Array::from(vec![12.0, 1e20, 1e-7, -0.5])) as _,
+            ),
+            (
+                "D32",
+                Arc::new(Float32Array::from(vec![0.1, 3.0, -2.5e9, 7.25])) as _,
+            ),
+            (
+                "Money",
+                Arc::new(
+                    Decimal128Array::from(vec![12_345, -5, 0, 100])
+                        .with_precision_and_scale(10, 2)
+                        .unwrap(),
+                ) as _,
+            ),
+            (
+                "Flag",
+                Arc::new(BooleanArray::from(vec![true, false, true, false])) as _,
+            ),
+            (
+                "Day",
+                Arc::new(Date32Array::from(vec![19_782, -1, 0, -719_162])) as _,
+            ),
+            (
+                "Day64",
+                Arc::new(Date64Array::from(vec![
+                    1_709_164_800_000,
+                    -86_400_000,
+                    0,
+                    1_709_164_800_000 + 3_600_000,
+                ])) as _,
+            ),
+            (
+                "At",
+                Arc::new(Time32SecondArray::from(vec![0, 68_400, 86_399, 1])) as _,
+            ),
+            (
+                "AtMs",
+                Arc::new(Time32MillisecondArray::from(vec![
+                    68_400_250, 0, 1, 86_399_999,
+                ])) as _,
+            ),
+            (
+                "AtUs",
+                Arc::new(Time64MicrosecondArray::from(vec![
+                    68_400_250_999,
+                    0,
+                    1_000,
+                    5,
+                ])) as _,
+            ),
+            (
+                "AtNs",
+                Arc::new(Time64NanosecondArray::from(vec![
+                    68_400_250_000_000,
+                    0,
+                    999_999_999,
+                    86_399_999_999_999,
+                ])) as _,
+            ),
+            (
+                "Sec",
+                Arc::new(TimestampSecondArray::from(vec![
+                    0,
+                    -1,
+                    1_713_294_000,
+                    951_782_400,
+                ])) as _,
+            ),
+            (
+                "Nano",
+                Arc::new(
+                    TimestampNanosecondArray::from(vec![1, -1, 1_713_294_000_123_456_789, 0])
+                        .with_timezone("+02:00"),
+                ) as _,
+            ),
+        ]);
+        let text = csv(&data, "");
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[1],
+            "12,0.1,123.45,true,2024-02-29,2024-02-29,00:00:00.000Z,19:00:00.250Z,\
+             19:00:00.250Z,19:00:00.250Z,1970-01-01T00:00:00.000Z,1970-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            lines[2],
+            "100000000000000000000,3,-0.05,false,1969-12-31,1969-12-31,19:00:00.000Z,\
+             00:00:00.000Z,00:00:00.000Z,00:00:00.000Z,1969-12-31T23:59:59.000Z,\
+             1969-12-31T23:59:59.999Z"
+        );
+        assert_eq!(
+            lines[3],
+            "0.0000001,-2500000000,0.00,true,1970-01-01,1970-01-01,23:59:59.000Z,\
+             00:00:00.001Z,00:00:00.001Z,00:00:00.999Z,2024-04-16T19:00:00.000Z,\
+             2024-04-16T19:00:00.123Z"
+        );
+        assert_eq!(
+            lines[4],
+            "-0.5,7.25,1.00,false,0001-01-01,2024-02-29,00:00:01.000Z,23:59:59.999Z,\
+             00:00:00.000Z,23:59:59.999Z,2000-02-29T00:00:00.000Z,1970-01-01T00:00:00.000Z"
+        );
+        // sObject Collections get the same instants, dates and times, and JSON numbers.
+        let rows = batch_rows(&data, false).unwrap();
+        assert_eq!(rows[0]["At"], "00:00:00.000Z");
+        assert_eq!(rows[0]["Day64"], "2024-02-29");
+        assert_eq!(rows[2]["Nano"], "2024-04-16T19:00:00.123Z");
+        assert_eq!(rows[1]["Sec"], "1969-12-31T23:59:59.000Z");
+        assert_eq!(rows[0]["D64"], 12.0);
+        assert_eq!(rows[0]["Flag"], true);
+    }
+
+    #[test]
+    fn non_finite_numbers_are_refused_naming_field_and_record() {
+        let ok = batch(vec![(
+            "AnnualRevenue",
+            Arc::new(Float64Array::from(vec![Some(1.0), None, Some(-0.0)])) as _,
+        )]);
+        assert!(check_numbers(&ok, "Account").is_ok());
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let data = batch(vec![(
+                "AnnualRevenue",
+                Arc::new(Float64Array::from(vec![Some(1.0), None, Some(bad)])) as _,
+            )]);
+            let error = check_numbers(&data, "Account").unwrap_err();
+            assert_eq!(
+                error.kind,
+                sluice_connector_api::ConnectorErrorKind::BadData
+            );
+            assert!(
+                error.message.contains("field AnnualRevenue of record 2"),
+                "{error}"
+            );
+        }
+        let data = batch(vec![(
+            "Ratio__c",
+            Arc::new(Float32Array::from(vec![f32::NAN])) as _,
+        )]);
+        assert!(check_numbers(&data, "Account").is_err());
+    }
+
+    #[test]
+    fn uploads_are_spooled_to_a_file_that_goes_away() {
+        let mut upload = CsvUpload::new(vec!["Name".into(), "Odd, header".into()]).unwrap();
+        assert_eq!(upload.bytes, "Name,\"Odd, header\"\n".len() as u64);
+        assert!(upload.fits(b"x,y\n", 24));
+        assert!(!upload.fits(b"x,y\n", 22));
+        upload.push(b"x,y\n").unwrap();
+        upload.finish().unwrap();
+        let path = upload.path.to_path_buf();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "Name,\"Odd, header\"\nx,y\n"
+        );
+        drop(upload);
+        assert!(!path.exists(), "the spool file is removed with the upload");
     }
 }

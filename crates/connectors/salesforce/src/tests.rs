@@ -15,10 +15,12 @@ use sluice_connector_api::{
     PushdownFilter, ReadRequest, ReadStats, WriteRequest,
 };
 use sluice_connector_http_util::RetryConfig;
+use sluice_fake_salesforce::bulk::InterruptedEnd;
 use sluice_fake_salesforce::{FakeSalesforce, Fault, FieldDef};
 use sluice_types::Sensitive;
 
 use super::*;
+use crate::bulk::UNPROCESSED;
 use crate::source::{SfField, decode_rest_page, plan_query};
 
 const CLIENT_ID: &str = "sluice-app";
@@ -652,7 +654,11 @@ async fn upsert_write_back_counts_rejected_records() {
     assert_eq!(handed.len(), 2);
     assert_eq!(handed[0].code.as_deref(), Some("REQUIRED_FIELD_MISSING"));
     assert_eq!(handed[0].record["External_Id__c"], "ext-no-name");
-    assert!(handed[0].record.get("Name").is_none(), "nulls are not sent");
+    assert_eq!(
+        handed[0].record.get("Name"),
+        Some(&Value::Null),
+        "an upsert sends a null, which clears the field"
+    );
     assert!(handed[0].message.contains("[Name]"), "{:?}", handed[0]);
     assert_eq!(handed[1].code.as_deref(), Some("STRING_TOO_LONG"));
     assert_eq!(handed[1].record["Name"], "x".repeat(300));
@@ -1510,4 +1516,334 @@ async fn a_result_shorter_than_the_job_announced_fails_the_run() {
             .contains("processed 10 records but its results held 7"),
         "{error}"
     );
+}
+
+/// `(Name, External_Id__c)` as `{prefix} 07`, `{prefix}-07`: rows of one width.
+fn numbered(prefix: &str, count: usize) -> Vec<(String, String)> {
+    (0..count)
+        .map(|i| (format!("{prefix} {i:02}"), format!("{prefix}-{i:02}")))
+        .collect()
+}
+
+/// Account records of `rows`, with `NumberOfEmployees` 10 + the row number (two digits).
+fn numbered_batch(rows: &[(String, String)]) -> RecordBatch {
+    let borrowed: Vec<(Option<&str>, &str, Option<i64>)> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, (n, e))| (Some(n.as_str()), e.as_str(), i64::try_from(i + 10).ok()))
+        .collect();
+    account_batch(&borrowed)
+}
+
+#[tokio::test]
+async fn records_a_bulk_job_did_not_process_are_put_failures() {
+    let fake = fake().await;
+    let connector = bulk_connector(
+        &fake,
+        BulkSettings {
+            // A 38-byte header and ten 19-byte records per job.
+            upload_max_bytes: 240,
+            ..BulkSettings::fast()
+        },
+    );
+    let (profile, _) = token_profile(&fake);
+    // The first job completes after 3 of its records, the second fails after 1 (whose record
+    // Salesforce also rejected), the third is aborted before any; the fourth is whole.
+    fake.interrupt_next_ingest_job(3, InterruptedEnd::Complete);
+    fake.interrupt_next_ingest_job(
+        1,
+        InterruptedEnd::Failed("ServerUnavailable : the job was stopped".into()),
+    );
+    fake.interrupt_next_ingest_job(0, InterruptedEnd::Aborted);
+    let rejected = Arc::new(CollectRejected::default());
+    let mut writer = connector
+        .open_writer(write_request_to(
+            &profile,
+            upsert_destination("BULKV2", false),
+            rejected.clone(),
+        ))
+        .await
+        .unwrap();
+    let mut rows = numbered("Acct", 40);
+    // The first record of the second job has no name: rejected, not unprocessed.
+    rows[10].0 = String::new();
+    writer.write(numbered_batch(&rows)).await.unwrap();
+    let summary = writer.commit().await.unwrap();
+    let jobs = fake.bulk_jobs();
+    assert_eq!(jobs.len(), 4, "{jobs:#?}");
+    let states: Vec<(&str, u64)> = jobs
+        .iter()
+        .map(|j| {
+            (
+                j["state"].as_str().unwrap(),
+                j["numberRecordsProcessed"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("JobComplete", 3),
+            ("Failed", 1),
+            ("Aborted", 0),
+            ("JobComplete", 10)
+        ]
+    );
+    // Written: 3 + 0 + 0 + 10; failed: 7 unprocessed, 1 rejected and 9 unprocessed, 10.
+    assert_eq!(summary.records_written, 13);
+    assert_eq!(summary.put_failures, 27);
+    assert_eq!(fake.records("Account").len(), 13);
+    let handed = rejected.records();
+    assert_eq!(handed.len(), 27);
+    let of = |id: &str| {
+        handed
+            .iter()
+            .find(|r| r.record["External_Id__c"] == id)
+            .unwrap_or_else(|| panic!("{id} was not handed over: {handed:#?}"))
+    };
+    let first = of("Acct-03");
+    assert_eq!(first.code.as_deref(), Some(UNPROCESSED));
+    assert!(
+        first
+            .message
+            .contains("completed without processing the record"),
+        "{first:?}"
+    );
+    // The record as sent, every field.
+    assert_eq!(first.record["Name"], "Acct 03");
+    assert_eq!(first.record["NumberOfEmployees"], "13");
+    let no_name = of("Acct-10");
+    assert_eq!(no_name.code.as_deref(), Some("REQUIRED_FIELD_MISSING"));
+    let failed = of("Acct-11");
+    assert_eq!(failed.code.as_deref(), Some(UNPROCESSED));
+    assert!(
+        failed
+            .message
+            .contains("ended Failed before processing the record")
+            && failed
+                .message
+                .contains("ServerUnavailable : the job was stopped"),
+        "{failed:?}"
+    );
+    let aborted = of("Acct-20");
+    assert!(
+        aborted.message.contains("ended Aborted") && aborted.message.contains("no errorMessage"),
+        "{aborted:?}"
+    );
+    assert!(
+        handed
+            .iter()
+            .all(|r| !["Acct-00", "Acct-02", "Acct-30", "Acct-39"]
+                .contains(&r.record["External_Id__c"].as_str().unwrap())),
+        "processed records are not handed over"
+    );
+    let mut unprocessed: Vec<&str> = handed
+        .iter()
+        .filter(|r| r.code.as_deref() == Some(UNPROCESSED))
+        .map(|r| r.record["External_Id__c"].as_str().unwrap())
+        .collect();
+    unprocessed.sort_unstable();
+    unprocessed.dedup();
+    assert_eq!(unprocessed.len(), 26, "each unprocessed record once");
+}
+
+#[tokio::test]
+async fn an_unprocessed_record_stops_the_run_when_failing_on_the_first_error() {
+    let fake = fake().await;
+    let connector = connector(&fake);
+    let (profile, _) = token_profile(&fake);
+    fake.interrupt_next_ingest_job(2, InterruptedEnd::Complete);
+    let rejected = Arc::new(CollectRejected::default());
+    let mut writer = connector
+        .open_writer(write_request_to(
+            &profile,
+            upsert_destination("BULKV2", true),
+            rejected.clone(),
+        ))
+        .await
+        .unwrap();
+    writer
+        .write(numbered_batch(&numbered("Stop", 5)))
+        .await
+        .unwrap();
+    let error = writer.commit().await.unwrap_err();
+    assert!(
+        error
+            .message
+            .contains("completed without processing the record")
+            && error
+                .message
+                .contains("stops at the first destination error"),
+        "{error}"
+    );
+    let handed = rejected.records();
+    assert_eq!(handed.len(), 1);
+    assert_eq!(handed[0].code.as_deref(), Some(UNPROCESSED));
+    assert_eq!(handed[0].record["External_Id__c"], "Stop-02");
+    assert_eq!(fake.records("Account").len(), 2);
+}
+
+#[tokio::test]
+async fn nulls_clear_fields_on_update_and_upsert_and_are_skipped_on_insert() {
+    let fake = fake().await;
+    let (profile, _) = token_profile(&fake);
+    let phone_batch = |rows: &[(&str, Option<&str>, Option<&str>)]| {
+        RecordBatch::try_new(
+            Arc::new(Schema::new(vec![
+                Field::new("External_Id__c", DataType::Utf8, false),
+                Field::new("Name", DataType::Utf8, true),
+                Field::new("Phone", DataType::Utf8, true),
+            ])),
+            vec![
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+                )),
+                Arc::new(StringArray::from(
+                    rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+                )),
+            ],
+        )
+        .unwrap()
+    };
+    for api in ["BULKV2", "REST_SYNC"] {
+        let tag = |id: &str| format!("{api}-{id}");
+        let (a, b, c) = (tag("a"), tag("b"), tag("c"));
+        fake.insert(
+            "Account",
+            vec![
+                obj(json!({"Name": "A", "External_Id__c": a, "Phone": "111"})),
+                obj(json!({"Name": "B", "External_Id__c": b, "Phone": "222"})),
+            ],
+        );
+        let write = |destination: Value, batch: RecordBatch| {
+            let connector = connector(&fake);
+            let profile = profile.clone();
+            async move {
+                let mut writer = connector
+                    .open_writer(write_request(&profile, destination))
+                    .await
+                    .unwrap();
+                writer.write(batch).await.unwrap();
+                writer.commit().await.unwrap()
+            }
+        };
+        // Upsert: a null or an empty Phone clears it; `c` is new.
+        let summary = write(
+            upsert_destination(api, true),
+            phone_batch(&[
+                (&a, Some("A"), None),
+                (&b, Some("B2"), Some("")),
+                (&c, Some("C"), None),
+            ]),
+        )
+        .await;
+        assert_eq!(
+            (summary.records_written, summary.put_failures),
+            (3, 0),
+            "{api}"
+        );
+        let records = fake.records("Account");
+        let get = |id: &str| {
+            records
+                .iter()
+                .find(|r| r["External_Id__c"] == id)
+                .cloned()
+                .unwrap()
+        };
+        assert!(get(&a)["Phone"].is_null(), "{api}: {:?}", get(&a));
+        assert_eq!(get(&b)["Name"], "B2", "{api}");
+        assert!(
+            get(&b)["Phone"].is_null() || get(&b)["Phone"] == "",
+            "{api}: {:?}",
+            get(&b)
+        );
+        assert!(get(&c)["Phone"].is_null(), "{api}");
+        // Insert: a null is not sent; Salesforce leaves the field empty.
+        let summary = write(
+            json!({"object": "Account", "dataTransferApi": api}),
+            phone_batch(&[(&tag("d"), Some("D"), None)]),
+        )
+        .await;
+        assert_eq!(summary.records_written, 1, "{api}");
+    }
+    // A null Name on upsert reaches Salesforce as a null, which it refuses for a required
+    // field, on either API.
+    let upsert_null_name = |api: &'static str| {
+        let connector = connector(&fake);
+        let profile = profile.clone();
+        async move {
+            let rejected = Arc::new(CollectRejected::default());
+            let mut writer = connector
+                .open_writer(write_request_to(
+                    &profile,
+                    upsert_destination(api, false),
+                    rejected.clone(),
+                ))
+                .await
+                .unwrap();
+            writer
+                .write(
+                    RecordBatch::try_new(
+                        Arc::new(Schema::new(vec![
+                            Field::new("External_Id__c", DataType::Utf8, false),
+                            Field::new("Name", DataType::Utf8, true),
+                        ])),
+                        vec![
+                            Arc::new(StringArray::from(vec![format!("{api}-a")])),
+                            Arc::new(StringArray::from(vec![None::<&str>])),
+                        ],
+                    )
+                    .unwrap(),
+                )
+                .await
+                .unwrap();
+            let summary = writer.commit().await.unwrap();
+            (summary.put_failures, rejected.records())
+        }
+    };
+    for api in ["BULKV2", "REST_SYNC"] {
+        let (failures, handed) = upsert_null_name(api).await;
+        assert_eq!(failures, 1, "{api}");
+        assert_eq!(
+            handed[0].code.as_deref(),
+            Some("REQUIRED_FIELD_MISSING"),
+            "{api}"
+        );
+        assert_eq!(handed[0].record["Name"], Value::Null, "{api}");
+    }
+}
+
+#[tokio::test]
+async fn non_finite_numbers_fail_before_anything_is_sent() {
+    let fake = fake().await;
+    let connector = connector(&fake);
+    let (profile, _) = token_profile(&fake);
+    let mut writer = connector
+        .open_writer(write_request(
+            &profile,
+            json!({"object": "Account", "dataTransferApi": "BULKV2"}),
+        ))
+        .await
+        .unwrap();
+    let batch = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("Name", DataType::Utf8, false),
+            Field::new("AnnualRevenue", DataType::Float64, true),
+        ])),
+        vec![
+            Arc::new(StringArray::from(vec!["ok", "bad"])),
+            Arc::new(arrow_array::Float64Array::from(vec![1.5, f64::NAN])),
+        ],
+    )
+    .unwrap();
+    let error = writer.write(batch).await.unwrap_err();
+    assert_eq!(error.kind, ConnectorErrorKind::BadData);
+    assert!(
+        error.message.contains("field AnnualRevenue of record 1"),
+        "{error}"
+    );
+    assert_eq!(fake.stats().bulk_ingest_jobs, 0);
 }

@@ -19,6 +19,8 @@
 //! under `successfulResults/` (`sf__Id`, `sf__Created`, original columns), `failedResults/`
 //! (`sf__Id`, `sf__Error` as `CODE:message:fields --`, original columns) and
 //! `unprocessedrecords/`. An empty field leaves a value alone and `#N/A` sets it to null.
+//! [`crate::FakeSalesforce::interrupt_next_ingest_job`] makes a job stop after some records,
+//! leaving the rest in `unprocessedrecords/`, and end `JobComplete`, `Failed` or `Aborted`.
 //! Records go through the same validation as the REST API; a header naming an unknown field
 //! fails the whole job (`InvalidBatch : Field name not found : X`), as in Salesforce.
 //!
@@ -128,6 +130,18 @@ const DELIMITERS: [Delimiter; 6] = [
     },
 ];
 
+/// How an ingest job interrupted by [`crate::FakeSalesforce::interrupt_next_ingest_job`]
+/// ends once it has processed its first records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InterruptedEnd {
+    /// `JobComplete`, though the later records were never processed.
+    Complete,
+    /// `Failed`, with this `errorMessage`.
+    Failed(String),
+    /// `Aborted`, as when someone aborts the job while it runs.
+    Aborted,
+}
+
 /// One ingested record's outcome.
 #[derive(Debug, Clone)]
 enum Outcome {
@@ -151,6 +165,8 @@ pub(crate) struct Job {
     polls_left: u32,
     /// Set when the job is meant to end `Failed` with this message.
     fail_with: Option<String>,
+    /// Ingest: process only this many records, then end this way.
+    interrupt: Option<(usize, InterruptedEnd)>,
     error_message: Option<String>,
     /// Query: result columns (field name, Salesforce type) and the matching record positions.
     columns: Vec<(String, String)>,
@@ -231,6 +247,15 @@ impl Job {
         } else if let Some(message) = self.fail_with.take() {
             self.state = JobState::Failed;
             self.error_message = Some(message);
+        } else if let Some((_, end)) = self.interrupt.take() {
+            self.state = match end {
+                InterruptedEnd::Complete => JobState::JobComplete,
+                InterruptedEnd::Failed(message) => {
+                    self.error_message = Some(message);
+                    JobState::Failed
+                }
+                InterruptedEnd::Aborted => JobState::Aborted,
+            };
         } else {
             self.state = JobState::JobComplete;
         }
@@ -252,6 +277,8 @@ pub(crate) struct BulkState {
     pub(crate) processing_polls: u32,
     /// Messages of the next jobs to fail.
     pub(crate) fail_next: VecDeque<String>,
+    /// Interruptions of the next ingest jobs: records processed, and how the job ends.
+    interrupt_next: VecDeque<(usize, InterruptedEnd)>,
 }
 
 impl BulkState {
@@ -388,6 +415,7 @@ fn new_job(state: &mut Inner, kind: Kind, operation: &str, object: &str) -> Job 
         crlf: false,
         polls_left: state.bulk.processing_polls,
         fail_with: state.bulk.fail_next.pop_front(),
+        interrupt: None,
         error_message: None,
         columns: Vec::new(),
         rows: Vec::new(),
@@ -541,6 +569,7 @@ async fn create_ingest_job(
         job.delimiter = delimiter;
         job.crlf = crlf;
         job.external_id = external_id;
+        job.interrupt = state.bulk.interrupt_next.pop_front();
         let info = job.info();
         state.stats.bulk_ingest_jobs += 1;
         state.bulk.jobs.insert(job.id.clone(), job);
@@ -925,6 +954,14 @@ async fn upload(
     })
 }
 
+impl crate::FakeSalesforce {
+    /// Makes the next Bulk API 2.0 ingest job created process only its first `after` records
+    /// and then end as `end` says; the other records are listed by `unprocessedrecords/`.
+    pub fn interrupt_next_ingest_job(&self, after: usize, end: InterruptedEnd) {
+        self.state().bulk.interrupt_next.push_back((after, end));
+    }
+}
+
 /// Processes a closed ingest job: every row is applied like a single-record REST call.
 fn close_ingest(state: &mut Inner, id: &str) {
     let Some(job) = state.bulk.jobs.get_mut(id) else {
@@ -964,6 +1001,21 @@ fn close_ingest(state: &mut Inner, id: &str) {
             job.unprocessed = rows;
         }
         return;
+    }
+    // An interrupted job stops after its first records; the others stay unprocessed.
+    let stop_after = state
+        .bulk
+        .jobs
+        .get(id)
+        .and_then(|job| job.interrupt.as_ref())
+        .map(|(after, _)| *after);
+    if let Some(after) = stop_after
+        && after < rows.len()
+    {
+        let rest = rows.split_off(after);
+        if let Some(job) = state.bulk.jobs.get_mut(id) {
+            job.unprocessed = rest;
+        }
     }
     let key_column = external_id
         .as_ref()
