@@ -17,4 +17,4 @@ pub mod retry;
 pub use jwt::{ClaimsTemplate, JwtAssertion, JwtError, RsaSigningKey};
 
 pub use oauth2::{Grant, OAuth2Client, OAuth2Error, Renewal, TokenManager, TokenSet, TokenStore};
-pub use retry::{HttpClient, HttpError, HttpResponse, RetryConfig};
+pub use retry::{HttpClient, HttpError, HttpResponse, HttpStream, RetryConfig};

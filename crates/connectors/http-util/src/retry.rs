@@ -103,6 +103,17 @@ impl HttpResponse {
 /// A transport failure that outlived its retries.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
+    /// A streamed response body broke off (see [`HttpClient::send_streaming`]); it is not
+    /// retried, since part of it was already handed over.
+    #[error("{what}: the response body broke off after {received} bytes: {message}")]
+    Body {
+        /// What was being requested.
+        what: String,
+        /// Body bytes received before the failure.
+        received: u64,
+        /// The failure.
+        message: String,
+    },
     /// The request could not be sent or its response read.
     #[error("{what}: request failed after {attempts} attempt(s): {message}")]
     Transport {
@@ -208,9 +219,180 @@ impl HttpClient {
     }
 }
 
+/// A response whose body is read a piece at a time ([`HttpClient::send_streaming`]), so a
+/// large body never sits in memory whole. A successful answer's body is still on the wire;
+/// any other answer was read whole (error bodies are small) to decide on retries.
+#[derive(Debug)]
+pub struct HttpStream {
+    /// Status code.
+    pub status: StatusCode,
+    /// Headers.
+    pub headers: HeaderMap,
+    what: String,
+    body: StreamBody,
+    received: u64,
+}
+
+#[derive(Debug)]
+enum StreamBody {
+    Live(reqwest::Response),
+    Read(Option<Bytes>),
+}
+
+impl HttpStream {
+    fn live(what: &str, response: reqwest::Response) -> Self {
+        Self {
+            status: response.status(),
+            headers: response.headers().clone(),
+            what: what.to_owned(),
+            body: StreamBody::Live(response),
+            received: 0,
+        }
+    }
+
+    fn read(what: &str, response: HttpResponse) -> Self {
+        Self {
+            status: response.status,
+            headers: response.headers,
+            what: what.to_owned(),
+            body: StreamBody::Read(Some(response.body).filter(|b| !b.is_empty())),
+            received: 0,
+        }
+    }
+
+    /// The next piece of the body as it arrives; `None` at its end.
+    ///
+    /// # Errors
+    /// [`HttpError::Body`] when the connection fails before the body ends.
+    pub async fn chunk(&mut self) -> Result<Option<Bytes>, HttpError> {
+        let piece = match &mut self.body {
+            StreamBody::Read(body) => body.take(),
+            StreamBody::Live(response) => {
+                response.chunk().await.map_err(|error| HttpError::Body {
+                    what: self.what.clone(),
+                    received: self.received,
+                    message: failure_text(&error),
+                })?
+            }
+        };
+        if let Some(piece) = &piece {
+            self.received += piece.len() as u64;
+        }
+        Ok(piece)
+    }
+
+    /// Body bytes handed out so far.
+    pub fn received(&self) -> u64 {
+        self.received
+    }
+
+    /// Reads the rest of the body into a [`HttpResponse`] (for error answers and small bodies).
+    ///
+    /// # Errors
+    /// [`HttpError::Body`] when the connection fails before the body ends.
+    pub async fn collect(mut self) -> Result<HttpResponse, HttpError> {
+        let mut body = Vec::new();
+        while let Some(piece) = self.chunk().await? {
+            body.extend_from_slice(&piece);
+        }
+        Ok(HttpResponse {
+            status: self.status,
+            headers: self.headers,
+            body: Bytes::from(body),
+        })
+    }
+}
+
+/// One attempt of [`HttpClient::send_streaming`]: a successful answer with its body unread,
+/// or any other answer read whole.
+enum Attempt {
+    Live(reqwest::Response),
+    Read(HttpResponse),
+}
+
+impl HttpClient {
+    /// [`send`](Self::send) for large bodies: a successful (2xx) answer is returned as soon as
+    /// its headers arrive, its body to be read with [`HttpStream::chunk`]. Connection failures,
+    /// transient statuses and answers `retryable` accepts are retried as `send` does; only
+    /// unsuccessful answers (whose bodies are read whole first) are shown to `retryable`. A
+    /// body that breaks off after the answer was returned is the caller's to handle.
+    pub async fn send_streaming<B, R>(
+        &self,
+        what: &str,
+        build: B,
+        retryable: R,
+    ) -> Result<HttpStream, HttpError>
+    where
+        B: Fn(&reqwest::Client) -> RequestBuilder,
+        R: Fn(&HttpResponse) -> bool,
+    {
+        let started = Instant::now();
+        let mut retry = 0u32;
+        loop {
+            let outcome = match build(&self.client).send().await {
+                Ok(response) if response.status().is_success() => Ok(Attempt::Live(response)),
+                Ok(response) => {
+                    let status = response.status();
+                    let headers = response.headers().clone();
+                    response.bytes().await.map(|body| {
+                        Attempt::Read(HttpResponse {
+                            status,
+                            headers,
+                            body,
+                        })
+                    })
+                }
+                Err(error) => Err(error),
+            };
+            let wait_hint = match &outcome {
+                Ok(Attempt::Read(response))
+                    if is_transient_status(response.status) || retryable(response) =>
+                {
+                    Some(retry_after(&response.headers))
+                }
+                Ok(_) => None,
+                Err(_) => Some(None),
+            };
+            let finish = |outcome: Result<Attempt, reqwest::Error>| match outcome {
+                Ok(Attempt::Live(response)) => Ok(HttpStream::live(what, response)),
+                Ok(Attempt::Read(response)) => Ok(HttpStream::read(what, response)),
+                Err(error) => Err(transport(what, retry + 1, &error)),
+            };
+            let Some(retry_after) = wait_hint else {
+                return finish(outcome);
+            };
+            let wait = self.retry.backoff(retry, retry_after);
+            if retry >= self.retry.max_retries
+                || started.elapsed() + wait > self.retry.retry_timeout
+            {
+                return finish(outcome);
+            }
+            match &outcome {
+                Ok(Attempt::Read(response)) => {
+                    tracing::warn!(what, status = %response.status, retry, ?wait, "transient http answer, retrying")
+                }
+                Ok(Attempt::Live(_)) => {}
+                Err(error) => {
+                    tracing::warn!(what, error = %failure_text(error), retry, ?wait, "http request failed, retrying")
+                }
+            }
+            tokio::time::sleep(wait).await;
+            retry += 1;
+        }
+    }
+}
+
 fn transport(what: &str, attempts: u32, error: &reqwest::Error) -> HttpError {
-    // Only the kind and the causes: reqwest's own text carries the URL, whose query string
-    // may hold a token or a SOQL filter value.
+    HttpError::Transport {
+        what: what.to_owned(),
+        attempts,
+        message: failure_text(error),
+    }
+}
+
+/// Only the kind and the causes: reqwest's own text carries the URL, whose query string may
+/// hold a token or a SOQL filter value.
+fn failure_text(error: &reqwest::Error) -> String {
     let mut parts = vec![if error.is_connect() {
         "connection failed".to_owned()
     } else if error.is_timeout() {
@@ -223,11 +405,7 @@ fn transport(what: &str, attempts: u32, error: &reqwest::Error) -> HttpError {
         parts.push(cause.to_string());
         source = cause.source();
     }
-    HttpError::Transport {
-        what: what.to_owned(),
-        attempts,
-        message: parts.join(": "),
-    }
+    parts.join(": ")
 }
 
 #[cfg(test)]
@@ -324,5 +502,102 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("secret"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn streaming_sends_retry_the_first_answer_and_hand_the_body_over_in_pieces() {
+        use sluice_fake_salesforce::{FakeSalesforce, Fault};
+        let fake = FakeSalesforce::start(0).await.unwrap();
+        let token = fake.issue_access_token();
+        let url = format!(
+            "{}/services/data/v58.0/sobjects/Account/describe",
+            fake.url()
+        );
+        let client = HttpClient::new(RetryConfig::fast()).unwrap();
+        let whole = client
+            .send("describe", |c| c.get(&url).bearer_auth(&token), |_| false)
+            .await
+            .unwrap();
+        fake.inject([
+            Fault::Unavailable {
+                retry_after: Some(0),
+            },
+            Fault::RequestLimitExceeded,
+        ]);
+        let limit_exceeded = |r: &HttpResponse| r.body_excerpt(500).contains("REQUEST_LIMIT");
+        let mut stream = client
+            .send_streaming(
+                "describe",
+                |c| c.get(&url).bearer_auth(&token),
+                limit_exceeded,
+            )
+            .await
+            .unwrap();
+        assert_eq!(stream.status, StatusCode::OK);
+        assert_eq!(fake.stats().faults_served, 2);
+        let mut body = Vec::new();
+        while let Some(piece) = stream.chunk().await.unwrap() {
+            body.extend_from_slice(&piece);
+        }
+        assert_eq!(body, whole.body);
+        assert_eq!(stream.received(), body.len() as u64);
+        assert!(
+            stream.chunk().await.unwrap().is_none(),
+            "the end stays the end"
+        );
+
+        // An unsuccessful final answer comes back read, for the caller's error mapping.
+        let refused = client
+            .send_streaming("describe", |c| c.get(&url).bearer_auth("stale"), |_| false)
+            .await
+            .unwrap();
+        assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+        let refused = refused.collect().await.unwrap();
+        assert!(refused.body_excerpt(500).contains("INVALID_SESSION_ID"));
+        fake.inject([Fault::Unavailable { retry_after: None }; 10]);
+        let gave_up = client
+            .send_streaming("describe", |c| c.get(&url).bearer_auth(&token), |_| false)
+            .await
+            .unwrap();
+        assert_eq!(gave_up.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn a_body_that_breaks_off_is_an_error_naming_the_bytes_received() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 1024];
+            let _ = socket.read(&mut request).await.unwrap();
+            socket
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n0123456789")
+                .await
+                .unwrap();
+            socket.shutdown().await.unwrap();
+        });
+        let client = HttpClient::new(RetryConfig::fast()).unwrap();
+        let url = format!("http://{address}/results?token=secret");
+        let mut stream = client
+            .send_streaming("results", |c| c.get(&url), |_| false)
+            .await
+            .unwrap();
+        let mut body = Vec::new();
+        let error = loop {
+            match stream.chunk().await {
+                Ok(Some(piece)) => body.extend_from_slice(&piece),
+                Ok(None) => panic!("a short body ended without an error"),
+                Err(error) => break error,
+            }
+        };
+        assert_eq!(body, b"0123456789");
+        let text = error.to_string();
+        assert!(
+            text.starts_with("results: the response body broke off after 10 bytes"),
+            "{text}"
+        );
+        assert!(!text.contains("secret"), "{text}");
+        server.await.unwrap();
     }
 }

@@ -2,31 +2,34 @@
 //!
 //! **Reading** ([`start_query`], [`stream_query`]): a query job is created with the plan's SOQL
 //! (`queryAll` for deleted records), polled with a doubling wait until `JobComplete`, and its
-//! results are downloaded one page (`maxRecords` records) at a time by `Sforce-Locator`. While
-//! one page is decoded the next one is already downloading, so the network and the decoder
-//! overlap, and memory holds at most two pages whatever the result size. The CSV is decoded
-//! with `csv-core` straight into typed Arrow builders (`Column`), so a Bulk read has the same
-//! schema as a REST read. A page whose row count differs from `Sforce-NumberOfRecords`, or a
+//! results are downloaded one page (`maxRecords` records) at a time by `Sforce-Locator`. A
+//! page is decoded as its body arrives ([`CsvDownload`]), a batch handed on whenever
+//! `batch_rows` rows are in, and the next page is requested as soon as the current page's
+//! locator is known, so memory holds a batch and a piece of the body whatever the page or
+//! result size. The CSV is decoded with `csv-core` straight into typed Arrow builders
+//! (`Column`), so a Bulk read has the same schema as a REST read. A page whose row count differs from `Sforce-NumberOfRecords`, or a
 //! result that does not add up to the job's `numberRecordsProcessed`, fails the run: it never
 //! stops early in silence. Each request is retried by the session (`503`,
 //! `REQUEST_LIMIT_EXCEEDED`, an expired token), so a download resumes at the page it stopped
-//! at. Finished jobs are deleted; an abandoned one is aborted and deleted in the background.
+//! at; a body that breaks off midway is requested again and read on past the rows already
+//! decoded. Finished jobs are deleted; an abandoned one is aborted and deleted in the background.
 //!
 //! Bulk API 2.0 does not transfer compound fields (`address`, `location`): a projected one is
 //! left out of the query and its column is null, as AppFlow documents.
 //!
-//! **Writing** ([`run_ingest_job`], [`ResultRecords`]): one ingest job per CSV upload of at
+//! **Writing** ([`run_ingest_job`], [`ingest_results`]): one ingest job per CSV upload of at
 //! most [`BulkSettings::upload_max_bytes`] (Salesforce takes 150 MB of base64, about 100 MB of
 //! CSV, and one upload per job). The CSV is streamed from a file ([`FileBody`]), so memory does
 //! not grow with the upload; the job is closed and polled until it ends. A job that ends
 //! `JobComplete`, or `Failed`/`Aborted` for a reason other than a refused request, is not an
 //! error: its `failedResults` are read back into [`RejectedRecord`]s with Salesforce's error
 //! code and message, and its `unprocessedrecords` (the records it never reached) with the code
-//! [`UNPROCESSED`]. A job refused as a whole (`InvalidBatch`, `InvalidJob`,
+//! [`UNPROCESSED`], both decoded as they download and handed out a chunk at a time
+//! ([`RejectedResults`]), so a job whose every record failed needs no more memory than one
+//! whose records all succeeded. A job refused as a whole (`InvalidBatch`, `InvalidJob`,
 //! `FeatureNotEnabled`: an unknown field, a bad header) fails the run, since every later job
 //! would be refused the same way.
 
-use std::collections::VecDeque;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -43,7 +46,7 @@ use serde_json::{Map, Value, json};
 use sluice_connector_api::{
     BatchStream, ConnectorError, ConnectorErrorKind, ReadStats, RejectedRecord,
 };
-use sluice_connector_http_util::HttpResponse;
+use sluice_connector_http_util::{HttpError, HttpStream};
 
 use crate::client::Session;
 use crate::source::{Column, QueryPlan, SfField, finish_batch, is_flat};
@@ -364,9 +367,122 @@ impl Drop for JobGuard {
     }
 }
 
-/// A page download running on the runtime while the previous page is decoded; cancelled when
-/// dropped.
-struct Prefetch(tokio::task::JoinHandle<Result<HttpResponse, ConnectorError>>);
+/// How often one download may break off and be requested again before the run fails.
+const DOWNLOAD_RESUMES: u32 = 5;
+
+/// A CSV download read record by record as its body arrives, so memory holds one piece of
+/// the body and one record whatever the size of the file. A body that breaks off is
+/// requested again and read on past the records already handed out: Salesforce serves the
+/// same bytes for the same results (a query page by its locator, an ingest job's results).
+pub(crate) struct CsvDownload {
+    session: Arc<Session>,
+    what: String,
+    path: String,
+    query: Vec<(&'static str, String)>,
+    stream: HttpStream,
+    /// The first answer's headers (`Sforce-Locator`, `Sforce-NumberOfRecords`).
+    headers: reqwest::header::HeaderMap,
+    feed: CsvFeed,
+    /// Records handed out (the header too).
+    handed: u64,
+    /// Records still to pass over after a resumed request.
+    skip: u64,
+    resumes: u32,
+    bytes: u64,
+}
+
+impl CsvDownload {
+    /// Requests the CSV at `path` (API-relative) with `query`.
+    pub(crate) async fn open(
+        session: Arc<Session>,
+        what: String,
+        path: String,
+        query: Vec<(&'static str, String)>,
+    ) -> Result<Self, ConnectorError> {
+        let stream = Self::request(&session, &what, &path, &query).await?;
+        Ok(Self {
+            headers: stream.headers.clone(),
+            session,
+            what,
+            path,
+            query,
+            stream,
+            feed: CsvFeed::new(),
+            handed: 0,
+            skip: 0,
+            resumes: 0,
+            bytes: 0,
+        })
+    }
+
+    async fn request(
+        session: &Session,
+        what: &str,
+        path: &str,
+        query: &[(&'static str, String)],
+    ) -> Result<HttpStream, ConnectorError> {
+        session
+            .call_streaming(what, Method::GET, path, query, |request| {
+                request.header("accept", "text/csv")
+            })
+            .await
+    }
+
+    /// A header of the first answer, `None` when absent or not text.
+    fn header(&self, name: &str) -> Option<String> {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    }
+
+    /// Body bytes received, those of resumed requests included.
+    fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The next record (the first is the header), `None` at the end of the body.
+    pub(crate) async fn next_record(&mut self) -> Result<Option<CsvRecord<'_>>, ConnectorError> {
+        loop {
+            match self.feed.advance() {
+                CsvStep::Record if self.skip > 0 => self.skip -= 1,
+                CsvStep::Record => {
+                    self.handed += 1;
+                    return Ok(Some(self.feed.record()));
+                }
+                CsvStep::End => return Ok(None),
+                CsvStep::NeedInput => match self.stream.chunk().await {
+                    Ok(Some(piece)) => {
+                        self.bytes += piece.len() as u64;
+                        self.feed.push(piece);
+                    }
+                    Ok(None) => self.feed.end_input(),
+                    Err(error) => self.resume(error).await?,
+                },
+            }
+        }
+    }
+
+    /// Requests the body again after it broke off, to pass over what was handed out.
+    async fn resume(&mut self, error: HttpError) -> Result<(), ConnectorError> {
+        self.resumes += 1;
+        if self.resumes > DOWNLOAD_RESUMES {
+            return Err(ConnectorError::unavailable(format!(
+                "Salesforce {}: {error} (given up after {DOWNLOAD_RESUMES} new requests)",
+                self.what
+            )));
+        }
+        tracing::warn!(what = %self.what, %error, records = self.handed, "a Salesforce download broke off; requesting it again");
+        self.stream = Self::request(&self.session, &self.what, &self.path, &self.query).await?;
+        self.feed = CsvFeed::new();
+        self.skip = self.handed;
+        Ok(())
+    }
+}
+
+/// The next page's download, started while the current page is read (so the server prepares
+/// it meanwhile) and cancelled when dropped. Its body waits on the wire until it is read.
+struct Prefetch(tokio::task::JoinHandle<Result<CsvDownload, ConnectorError>>);
 
 impl Drop for Prefetch {
     fn drop(&mut self) {
@@ -388,13 +504,14 @@ fn fetch_page(
     if let Some(locator) = locator {
         query.push(("locator", locator));
     }
-    Prefetch(tokio::spawn(async move {
-        session
-            .call_with(&what, Method::GET, &path, &query, |request| {
-                request.header("accept", "text/csv")
-            })
-            .await
-    }))
+    Prefetch(tokio::spawn(CsvDownload::open(session, what, path, query)))
+}
+
+/// The page being read.
+struct PageRead {
+    download: CsvDownload,
+    /// `Sforce-NumberOfRecords`.
+    announced: Option<u64>,
 }
 
 struct QueryState {
@@ -406,7 +523,7 @@ struct QueryState {
     decoder: CsvPageDecoder,
     /// `numberRecordsProcessed`, once the job completed.
     expected: Option<u64>,
-    pending: VecDeque<RecordBatch>,
+    current: Option<PageRead>,
     next: Option<Prefetch>,
     pages: u64,
     received: u64,
@@ -436,7 +553,7 @@ pub fn stream_query(
         stats,
         decoder,
         expected: None,
-        pending: VecDeque::new(),
+        current: None,
         next: None,
         pages: 0,
         received: 0,
@@ -444,22 +561,23 @@ pub fn stream_query(
     };
     futures::stream::try_unfold(state, |mut state| async move {
         loop {
-            if let Some(batch) = state.pending.pop_front() {
-                return Ok(Some((batch, state)));
-            }
             if state.done {
                 state.finish().await?;
                 return Ok(None);
             }
-            state.next_page().await?;
+            if let Some(batch) = state.advance().await? {
+                return Ok(Some((batch, state)));
+            }
         }
     })
     .boxed()
 }
 
 impl QueryState {
-    /// Waits for the job, then downloads and decodes one page, starting the next download.
-    async fn next_page(&mut self) -> Result<(), ConnectorError> {
+    /// Waits for the job, then reads the current page on until a batch is full or the page
+    /// ends (a batch never spans pages); the next page's download starts as soon as the
+    /// current page's locator is known.
+    async fn advance(&mut self) -> Result<Option<RecordBatch>, ConnectorError> {
         let object = self.query.object.clone();
         if self.expected.is_none() {
             let info = wait_for_job(
@@ -476,44 +594,61 @@ impl QueryState {
             self.expected = Some(info.processed);
             self.next = Some(self.fetch(None));
         }
-        let Some(mut download) = self.next.take() else {
-            self.done = true;
-            return Ok(());
-        };
-        let response = (&mut download.0).await.map_err(|error| {
-            ConnectorError::internal(format!(
-                "downloading Bulk API 2.0 results of {object}: {error}"
-            ))
-        })??;
-        self.pages += 1;
-        let header = |name: &str| {
-            response
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let locator = header("sforce-locator").filter(|l| !l.is_empty() && l != "null");
-        let announced = header("sforce-numberofrecords").and_then(|n| n.parse::<u64>().ok());
-        match locator {
-            Some(locator) => self.next = Some(self.fetch(Some(locator))),
-            None => self.done = true,
+        if self.current.is_none() {
+            let Some(mut download) = self.next.take() else {
+                self.done = true;
+                return Ok(None);
+            };
+            let mut download = (&mut download.0).await.map_err(|error| {
+                ConnectorError::internal(format!(
+                    "downloading Bulk API 2.0 results of {object}: {error}"
+                ))
+            })??;
+            self.pages += 1;
+            let locator = download
+                .header("sforce-locator")
+                .filter(|l| !l.is_empty() && l != "null");
+            let announced = download
+                .header("sforce-numberofrecords")
+                .and_then(|n| n.parse::<u64>().ok());
+            if let Some(locator) = locator {
+                self.next = Some(self.fetch(Some(locator)));
+            }
+            // An empty page (no header either) has no rows.
+            match download.next_record().await? {
+                Some(header) => self.decoder.start_page(self.pages, &header)?,
+                None => self.decoder.start_empty_page(self.pages),
+            }
+            self.current = Some(PageRead {
+                download,
+                announced,
+            });
         }
-        self.stats.add_bytes(response.body.len() as u64);
-        let page = self.pages;
-        let batches = self.decoder.decode(&response.body, page)?;
-        let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
-        if let Some(announced) = announced
+        let Some(page) = self.current.as_mut() else {
+            return Ok(None);
+        };
+        while let Some(record) = page.download.next_record().await? {
+            if let Some(batch) = self.decoder.push_row(&record)? {
+                return Ok(Some(batch));
+            }
+        }
+        let rows = self.decoder.page_rows();
+        self.stats.add_bytes(page.download.bytes());
+        if let Some(announced) = page.announced
             && announced != rows
         {
             return Err(ConnectorError::unavailable(format!(
-                "Salesforce Bulk API 2.0 results of {object} page {page}: \
-                 Sforce-NumberOfRecords announced {announced} records but the page has {rows}"
+                "Salesforce Bulk API 2.0 results of {object} page {}: \
+                 Sforce-NumberOfRecords announced {announced} records but the page has {rows}",
+                self.pages
             )));
         }
         self.received += rows;
-        self.pending.extend(batches);
-        Ok(())
+        self.current = None;
+        if self.next.is_none() {
+            self.done = true;
+        }
+        self.decoder.flush()
     }
 
     fn fetch(&self, locator: Option<String>) -> Prefetch {
@@ -545,58 +680,67 @@ impl QueryState {
 }
 
 /// Bulk API 2.0 result CSV (comma-separated, `"` quoting, header on every page) into typed
-/// batches of the output fields.
+/// batches of the output fields, fed one record at a time: [`start_page`](Self::start_page)
+/// with a page's header, [`push_row`](Self::push_row) with each row, [`flush`](Self::flush)
+/// at the page's end.
 pub(crate) struct CsvPageDecoder {
     object: String,
     fields: Vec<SfField>,
     schema: SchemaRef,
     batch_rows: usize,
+    /// For each CSV column of the page, the output column it fills.
+    targets: Vec<usize>,
+    /// Output columns the page has no CSV column for (compound fields).
+    null_columns: Vec<usize>,
+    columns: Vec<Column>,
+    page: u64,
+    /// Rows of the current page so far.
+    row: u64,
 }
 
 impl CsvPageDecoder {
     pub(crate) fn new(object: &str, fields: &[SfField], batch_rows: usize) -> Self {
-        Self {
+        let mut decoder = Self {
             object: object.to_owned(),
             fields: fields.to_vec(),
             schema: crate::source::schema_of(fields),
             batch_rows: batch_rows.max(1),
-        }
+            targets: Vec::new(),
+            null_columns: Vec::new(),
+            columns: Vec::new(),
+            page: 0,
+            row: 0,
+        };
+        decoder.columns = decoder.new_columns();
+        decoder
     }
 
-    fn error(&self, page: u64, message: String) -> ConnectorError {
+    fn error(&self, message: String) -> ConnectorError {
         ConnectorError::bad_data(format!(
-            "Salesforce Bulk API 2.0 results of {} page {page}: {message}",
-            self.object
+            "Salesforce Bulk API 2.0 results of {} page {}: {message}",
+            self.object, self.page
         ))
     }
 
-    /// Decodes one page. Every output field must be a column of the page, except compound
-    /// fields (left out of the query, so null).
-    pub(crate) fn decode(
+    /// Starts page `page` from its header. Every output field must be a column of the page,
+    /// except compound fields (left out of the query, so null).
+    pub(crate) fn start_page(
         &mut self,
-        body: &[u8],
         page: u64,
-    ) -> Result<Vec<RecordBatch>, ConnectorError> {
-        let mut batches = Vec::new();
-        let mut records = CsvRecords::new(body);
-        let Some(header) = records
-            .next_record()
-            .map_err(|message| self.error(page, message))?
-        else {
-            return Ok(batches);
-        };
-        // For each CSV column, the output column it fills.
+        header: &CsvRecord<'_>,
+    ) -> Result<(), ConnectorError> {
+        self.start_empty_page(page);
         let mut targets = Vec::with_capacity(header.len());
         for name in header.iter() {
             let name = std::str::from_utf8(name)
-                .map_err(|_| self.error(page, "the header is not UTF-8".to_owned()))?;
+                .map_err(|_| self.error("the header is not UTF-8".to_owned()))?;
             let target = self
                 .fields
                 .iter()
                 .position(|f| f.name.eq_ignore_ascii_case(name))
-                .ok_or_else(|| self.error(page, format!("unexpected column {name}")))?;
+                .ok_or_else(|| self.error(format!("unexpected column {name}")))?;
             if targets.contains(&target) {
-                return Err(self.error(page, format!("column {name} appears twice")));
+                return Err(self.error(format!("column {name} appears twice")));
             }
             targets.push(target);
         }
@@ -606,63 +750,24 @@ impl CsvPageDecoder {
             .enumerate()
             .find(|(i, f)| is_flat(&f.kind) && !targets.contains(i))
         {
-            return Err(self.error(page, format!("no column for field {}", missing.1.name)));
+            return Err(self.error(format!("no column for field {}", missing.1.name)));
         }
-        let null_columns: Vec<usize> = (0..self.fields.len())
+        self.null_columns = (0..self.fields.len())
             .filter(|i| !targets.contains(i))
             .collect();
-        let mut columns = self.new_columns();
-        let mut row = 0u64;
-        while let Some(record) = records
-            .next_record()
-            .map_err(|message| self.error(page, message))?
-        {
-            row += 1;
-            if record.len() != targets.len() {
-                // A blank line is one empty field; Salesforce does not send them, skip anyway.
-                if record.len() == 1 && record.get(0).is_some_and(<[u8]>::is_empty) {
-                    continue;
-                }
-                return Err(self.error(
-                    page,
-                    format!(
-                        "row {row} has {} fields, the header {}",
-                        record.len(),
-                        targets.len()
-                    ),
-                ));
-            }
-            for (j, &target) in targets.iter().enumerate() {
-                let bytes = record.get(j).unwrap_or_default();
-                let column = &mut columns[target];
-                if bytes.is_empty() {
-                    column.append_null();
-                    continue;
-                }
-                if !column.append_bytes(bytes) {
-                    let field = &self.fields[target];
-                    return Err(self.error(
-                        page,
-                        format!(
-                            "row {row}: field {} ({}) has an unexpected value '{}'",
-                            field.name,
-                            field.kind,
-                            String::from_utf8_lossy(bytes)
-                        ),
-                    ));
-                }
-            }
-            for &i in &null_columns {
-                columns[i].append_null();
-            }
-            if columns.first().is_some_and(|c| c.len() >= self.batch_rows) {
-                batches.push(finish_batch(&self.object, &self.schema, &mut columns)?);
-            }
+        self.targets = targets;
+        Ok(())
+    }
+
+    /// Starts page `page`, which has no header and so no rows. Rows held from an earlier page
+    /// (only after an error, since a page ends with [`flush`](Self::flush)) are dropped.
+    pub(crate) fn start_empty_page(&mut self, page: u64) {
+        self.page = page;
+        self.row = 0;
+        self.targets.clear();
+        if self.columns.iter().any(|c| c.len() > 0) {
+            self.columns = self.new_columns();
         }
-        if columns.first().is_some_and(|c| c.len() > 0) {
-            batches.push(finish_batch(&self.object, &self.schema, &mut columns)?);
-        }
-        Ok(batches)
     }
 
     fn new_columns(&self) -> Vec<Column> {
@@ -671,6 +776,90 @@ impl CsvPageDecoder {
             .iter()
             .map(|f| Column::new(&f.kind, rows))
             .collect()
+    }
+
+    /// Rows of the current page so far.
+    pub(crate) fn page_rows(&self) -> u64 {
+        self.row
+    }
+
+    /// Appends one row; a batch once `batch_rows` rows are held.
+    pub(crate) fn push_row(
+        &mut self,
+        record: &CsvRecord<'_>,
+    ) -> Result<Option<RecordBatch>, ConnectorError> {
+        // A blank line is one empty field; Salesforce does not send them, skip anyway.
+        if record.len() == 1 && record.get(0).is_some_and(<[u8]>::is_empty) {
+            return Ok(None);
+        }
+        self.row += 1;
+        let row = self.row;
+        if record.len() != self.targets.len() {
+            return Err(self.error(format!(
+                "row {row} has {} fields, the header {}",
+                record.len(),
+                self.targets.len()
+            )));
+        }
+        for (j, &target) in self.targets.iter().enumerate() {
+            let bytes = record.get(j).unwrap_or_default();
+            let column = &mut self.columns[target];
+            if bytes.is_empty() {
+                column.append_null();
+                continue;
+            }
+            if !column.append_bytes(bytes) {
+                let field = &self.fields[target];
+                return Err(self.error(format!(
+                    "row {row}: field {} ({}) has an unexpected value '{}'",
+                    field.name,
+                    field.kind,
+                    String::from_utf8_lossy(bytes)
+                )));
+            }
+        }
+        for &i in &self.null_columns {
+            self.columns[i].append_null();
+        }
+        if self
+            .columns
+            .first()
+            .is_some_and(|c| c.len() >= self.batch_rows)
+        {
+            return finish_batch(&self.object, &self.schema, &mut self.columns).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// The rows held, as a batch, `None` when there are none.
+    pub(crate) fn flush(&mut self) -> Result<Option<RecordBatch>, ConnectorError> {
+        if self.columns.first().is_some_and(|c| c.len() > 0) {
+            return finish_batch(&self.object, &self.schema, &mut self.columns).map(Some);
+        }
+        Ok(None)
+    }
+
+    /// Decodes one whole page held in memory.
+    #[cfg(test)]
+    pub(crate) fn decode(
+        &mut self,
+        body: &[u8],
+        page: u64,
+    ) -> Result<Vec<RecordBatch>, ConnectorError> {
+        let mut batches = Vec::new();
+        let mut records = CsvRecords::new(body);
+        match records.next_record() {
+            Some(header) => self.start_page(page, &header)?,
+            None => {
+                self.start_empty_page(page);
+                return Ok(batches);
+            }
+        }
+        while let Some(record) = records.next_record() {
+            batches.extend(self.push_row(&record)?);
+        }
+        batches.extend(self.flush()?);
+        Ok(batches)
     }
 }
 
@@ -696,51 +885,84 @@ impl CsvRecord<'_> {
     }
 }
 
-/// Records of a CSV held in memory, parsed by `csv-core` (`"` quoting with `""` escapes, quoted
-/// separators and newlines, `\n` or `\r\n`).
-pub(crate) struct CsvRecords<'a> {
-    input: &'a [u8],
-    reader: Reader,
-    data: Vec<u8>,
-    ends: Vec<usize>,
-    line: u64,
-    finished: bool,
+/// What [`CsvFeed::advance`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CsvStep {
+    /// A record, in [`CsvFeed::record`].
+    Record,
+    /// The input pushed so far is used up: push more, or end it.
+    NeedInput,
+    /// The end of the CSV.
+    End,
 }
 
-impl<'a> CsvRecords<'a> {
-    pub(crate) fn new(input: &'a [u8]) -> Self {
+/// A CSV parsed by `csv-core` as it arrives, in pieces of any size (`"` quoting with `""`
+/// escapes, quoted separators and newlines, `\n` or `\r\n`); a record may span pieces.
+pub(crate) struct CsvFeed {
+    reader: Reader,
+    input: Bytes,
+    data: Vec<u8>,
+    ends: Vec<usize>,
+    /// Lengths of the record being read (or last read) in `data` and `ends`.
+    data_len: usize,
+    ends_len: usize,
+    /// Whether `data` holds a finished record, to be cleared before reading on.
+    complete: bool,
+    eof: bool,
+    done: bool,
+}
+
+impl CsvFeed {
+    pub(crate) fn new() -> Self {
         Self {
-            input,
             reader: ReaderBuilder::new().build(),
+            input: Bytes::new(),
             data: vec![0; 4096],
             ends: vec![0; 64],
-            line: 0,
-            finished: false,
+            data_len: 0,
+            ends_len: 0,
+            complete: false,
+            eof: false,
+            done: false,
         }
     }
 
-    /// The next record, `None` at the end.
-    pub(crate) fn next_record(&mut self) -> Result<Option<CsvRecord<'_>>, String> {
-        if self.finished {
-            return Ok(None);
+    /// The next piece of input, once [`advance`](Self::advance) asked for it.
+    pub(crate) fn push(&mut self, piece: Bytes) {
+        debug_assert!(self.input.is_empty(), "input pushed before it was used up");
+        self.input = piece;
+    }
+
+    /// No more input follows.
+    pub(crate) fn end_input(&mut self) {
+        self.eof = true;
+    }
+
+    /// Reads on to the next record.
+    pub(crate) fn advance(&mut self) -> CsvStep {
+        use bytes::Buf as _;
+        if self.done {
+            return CsvStep::End;
         }
-        let (mut data_len, mut ends_len) = (0, 0);
+        if self.complete {
+            (self.data_len, self.ends_len, self.complete) = (0, 0, false);
+        }
         loop {
+            // csv-core takes an empty input for the end of the file, so one is only passed
+            // once the input has ended.
+            if self.input.is_empty() && !self.eof {
+                return CsvStep::NeedInput;
+            }
             let (result, read, written, ended) = self.reader.read_record(
-                self.input,
-                &mut self.data[data_len..],
-                &mut self.ends[ends_len..],
+                &self.input,
+                &mut self.data[self.data_len..],
+                &mut self.ends[self.ends_len..],
             );
-            self.input = &self.input[read..];
-            data_len += written;
-            ends_len += ended;
+            self.input.advance(read);
+            self.data_len += written;
+            self.ends_len += ended;
             match result {
-                ReadRecordResult::InputEmpty => {
-                    // The whole CSV is in `input`: an empty input now means the end of file.
-                    if self.input.is_empty() {
-                        continue;
-                    }
-                }
+                ReadRecordResult::InputEmpty => {}
                 ReadRecordResult::OutputFull => {
                     let bigger = self.data.len() * 2;
                     self.data.resize(bigger, 0);
@@ -750,17 +972,46 @@ impl<'a> CsvRecords<'a> {
                     self.ends.resize(bigger, 0);
                 }
                 ReadRecordResult::Record => {
-                    self.line += 1;
-                    return Ok(Some(CsvRecord {
-                        data: &self.data[..data_len],
-                        ends: &self.ends[..ends_len],
-                    }));
+                    self.complete = true;
+                    return CsvStep::Record;
                 }
                 ReadRecordResult::End => {
-                    self.finished = true;
-                    return Ok(None);
+                    self.done = true;
+                    return CsvStep::End;
                 }
             }
+        }
+    }
+
+    /// The record [`advance`](Self::advance) found.
+    pub(crate) fn record(&self) -> CsvRecord<'_> {
+        CsvRecord {
+            data: &self.data[..self.data_len],
+            ends: &self.ends[..self.ends_len],
+        }
+    }
+}
+
+/// Records of a CSV held in memory.
+#[cfg(test)]
+pub(crate) struct CsvRecords {
+    feed: CsvFeed,
+}
+
+#[cfg(test)]
+impl CsvRecords {
+    pub(crate) fn new(input: &[u8]) -> Self {
+        let mut feed = CsvFeed::new();
+        feed.push(Bytes::copy_from_slice(input));
+        feed.end_input();
+        Self { feed }
+    }
+
+    /// The next record, `None` at the end.
+    pub(crate) fn next_record(&mut self) -> Option<CsvRecord<'_>> {
+        match self.feed.advance() {
+            CsvStep::Record => Some(self.feed.record()),
+            CsvStep::NeedInput | CsvStep::End => None,
         }
     }
 }
@@ -965,34 +1216,82 @@ pub enum IngestResults {
     Unprocessed,
 }
 
-/// Downloads the `failedResults` or `unprocessedrecords` CSV of an ingest job.
+impl IngestResults {
+    fn name(self) -> &'static str {
+        match self {
+            IngestResults::Failed => "failed results",
+            IngestResults::Unprocessed => "unprocessed records",
+        }
+    }
+}
+
+/// The `failedResults` or `unprocessedrecords` of an ingest job, downloaded and decoded as
+/// they arrive, handed out as [`RejectedRecord`]s a chunk at a time.
+pub struct RejectedResults {
+    download: CsvDownload,
+    records: ResultRecords,
+}
+
+impl std::fmt::Debug for RejectedResults {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RejectedResults")
+            .field("what", &self.download.what)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RejectedResults {
+    /// Up to `limit` more rejected records; empty at the end.
+    ///
+    /// # Errors
+    /// A failed download, malformed CSV, or a record with more fields than the header.
+    pub async fn next_chunk(
+        &mut self,
+        limit: usize,
+    ) -> Result<Vec<RejectedRecord>, ConnectorError> {
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let Some(record) = self.download.next_record().await? else {
+                break;
+            };
+            out.extend(self.records.record(&record)?);
+        }
+        Ok(out)
+    }
+}
+
+/// Starts downloading the `failedResults` or `unprocessedrecords` CSV of ingest job `id`;
+/// unprocessed records are given the code [`UNPROCESSED`] and `message`.
+///
+/// # Errors
+/// A refused request, or a `failedResults` CSV without an `sf__Error` column.
 pub async fn ingest_results(
-    session: &Session,
+    session: &Arc<Session>,
     object: &str,
     id: &str,
     which: IngestResults,
-) -> Result<Bytes, ConnectorError> {
-    let (name, path) = match which {
-        IngestResults::Failed => ("failed results", "failedResults"),
-        IngestResults::Unprocessed => ("unprocessed records", "unprocessedrecords"),
+    message: String,
+) -> Result<RejectedResults, ConnectorError> {
+    let path = match which {
+        IngestResults::Failed => "failedResults",
+        IngestResults::Unprocessed => "unprocessedrecords",
     };
-    let response = session
-        .call_with(
-            &format!("{name} of Bulk API 2.0 job {id} on {object}"),
-            Method::GET,
-            &format!("jobs/ingest/{id}/{path}"),
-            &[],
-            |request| request.header("accept", "text/csv"),
-        )
-        .await?;
-    Ok(response.body)
+    let mut download = CsvDownload::open(
+        session.clone(),
+        format!("{} of Bulk API 2.0 job {id} on {object}", which.name()),
+        format!("jobs/ingest/{id}/{path}"),
+        Vec::new(),
+    )
+    .await?;
+    let header = download.next_record().await?;
+    let records = ResultRecords::new(header.as_ref(), which, message)?;
+    Ok(RejectedResults { download, records })
 }
 
-/// Reads a `failedResults` CSV (`sf__Id`, `sf__Error`, the columns as uploaded) or an
-/// `unprocessedrecords` CSV (the columns as uploaded) a few records at a time, as
+/// Turns the records of a `failedResults` CSV (`sf__Id`, `sf__Error`, the columns as
+/// uploaded) or an `unprocessedrecords` CSV (the columns as uploaded) into
 /// [`RejectedRecord`]s holding the fields as they were sent (`#N/A` as null).
-pub struct ResultRecords<'a> {
-    records: CsvRecords<'a>,
+pub(crate) struct ResultRecords {
     header: Vec<String>,
     /// `sf__Error`; `None` for unprocessed records.
     error_column: Option<usize>,
@@ -1004,115 +1303,99 @@ pub struct ResultRecords<'a> {
     row: u64,
 }
 
-impl<'a> ResultRecords<'a> {
-    /// Reads the header of a `failedResults` CSV.
+impl ResultRecords {
+    /// Reads the header (`None`: an empty CSV, which lists no unprocessed records).
     ///
     /// # Errors
-    /// When the CSV has no `sf__Error` column.
-    pub fn failed(body: &'a [u8]) -> Result<Self, ConnectorError> {
-        let mut results = Self::new(body, String::new(), "failed results")?;
-        results.error_column = Some(
-            results
-                .header
-                .iter()
-                .position(|h| h == "sf__Error")
-                .ok_or_else(|| results_error(results.what, "no sf__Error column"))?,
-        );
-        Ok(results)
-    }
-
-    /// Reads the header of an `unprocessedrecords` CSV; each record is given the code
-    /// [`UNPROCESSED`] and `message`. An empty body has no records.
-    ///
-    /// # Errors
-    /// Malformed CSV.
-    pub fn unprocessed(body: &'a [u8], message: String) -> Result<Self, ConnectorError> {
-        Self::new(body, message, "unprocessed records")
-    }
-
-    fn new(body: &'a [u8], message: String, what: &'static str) -> Result<Self, ConnectorError> {
-        let mut records = CsvRecords::new(body);
-        let header: Vec<String> = match records.next_record() {
-            Ok(Some(record)) => record
-                .iter()
-                .map(|name| String::from_utf8_lossy(name).into_owned())
-                .collect(),
-            Ok(None) => Vec::new(),
-            Err(message) => return Err(results_error(what, &message)),
+    /// A `failedResults` CSV without an `sf__Error` column.
+    pub(crate) fn new(
+        header: Option<&CsvRecord<'_>>,
+        which: IngestResults,
+        message: String,
+    ) -> Result<Self, ConnectorError> {
+        let what = which.name();
+        let header: Vec<String> = header
+            .map(|record| {
+                record
+                    .iter()
+                    .map(|name| String::from_utf8_lossy(name).into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let error_column = match which {
+            IngestResults::Failed => Some(
+                header
+                    .iter()
+                    .position(|h| h == "sf__Error")
+                    .ok_or_else(|| results_error(what, "no sf__Error column"))?,
+            ),
+            IngestResults::Unprocessed => None,
         };
         Ok(Self {
-            records,
             header,
-            error_column: None,
+            error_column,
             message,
             what,
             row: 0,
         })
     }
 
-    /// Up to `limit` more rejected records; empty at the end.
+    /// The rejected record of one CSV record; `None` for a blank line.
     ///
     /// # Errors
-    /// Malformed CSV, or a record with more fields than the header.
-    pub fn next_chunk(&mut self, limit: usize) -> Result<Vec<RejectedRecord>, ConnectorError> {
-        let mut out = Vec::new();
-        while out.len() < limit {
-            let what = self.what;
-            let record = match self.records.next_record() {
-                Ok(Some(record)) => record,
-                Ok(None) => break,
-                Err(message) => return Err(results_error(what, &message)),
-            };
-            self.row += 1;
-            // A blank line (one empty field) is no record.
-            if record.len() == 1 && record.get(0).is_some_and(<[u8]>::is_empty) {
+    /// A record with more fields than the header.
+    pub(crate) fn record(
+        &mut self,
+        record: &CsvRecord<'_>,
+    ) -> Result<Option<RejectedRecord>, ConnectorError> {
+        self.row += 1;
+        // A blank line (one empty field) is no record.
+        if record.len() == 1 && record.get(0).is_some_and(<[u8]>::is_empty) {
+            return Ok(None);
+        }
+        if record.len() > self.header.len() {
+            return Err(results_error(
+                self.what,
+                &format!(
+                    "record {} has {} fields, the header {}",
+                    self.row,
+                    record.len(),
+                    self.header.len()
+                ),
+            ));
+        }
+        let text = |i: usize| {
+            record
+                .get(i)
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .unwrap_or_default()
+        };
+        let (code, message) = match self.error_column {
+            Some(column) => split_error(&text(column)),
+            None => (Some(UNPROCESSED.to_owned()), self.message.clone()),
+        };
+        let mut fields = Map::new();
+        for (i, name) in self.header.iter().enumerate() {
+            // sf__Id, sf__Error, sf__Created are Salesforce's, not the record's.
+            if name.starts_with("sf__") {
                 continue;
             }
-            if record.len() > self.header.len() {
-                return Err(results_error(
-                    what,
-                    &format!(
-                        "record {} has {} fields, the header {}",
-                        self.row,
-                        record.len(),
-                        self.header.len()
-                    ),
-                ));
-            }
-            let text = |i: usize| {
-                record
-                    .get(i)
-                    .map(|b| String::from_utf8_lossy(b).into_owned())
-                    .unwrap_or_default()
-            };
-            let (code, message) = match self.error_column {
-                Some(column) => split_error(&text(column)),
-                None => (Some(UNPROCESSED.to_owned()), self.message.clone()),
-            };
-            let mut fields = Map::new();
-            for (i, name) in self.header.iter().enumerate() {
-                // sf__Id, sf__Error, sf__Created are Salesforce's, not the record's.
-                if name.starts_with("sf__") {
-                    continue;
+            match text(i).as_str() {
+                // Empty fields were not sent (an empty field leaves a value alone).
+                "" => {}
+                NULL_FIELD => {
+                    fields.insert(name.clone(), Value::Null);
                 }
-                match text(i).as_str() {
-                    // Empty fields were not sent (an empty field leaves a value alone).
-                    "" => {}
-                    NULL_FIELD => {
-                        fields.insert(name.clone(), Value::Null);
-                    }
-                    value => {
-                        fields.insert(name.clone(), Value::String(value.to_owned()));
-                    }
+                value => {
+                    fields.insert(name.clone(), Value::String(value.to_owned()));
                 }
             }
-            out.push(RejectedRecord {
-                record: fields,
-                code,
-                message,
-            });
         }
-        Ok(out)
+        Ok(Some(RejectedRecord {
+            record: fields,
+            code,
+            message,
+        }))
     }
 }
 
@@ -1321,32 +1604,90 @@ mod tests {
         );
     }
 
+    /// The records of a results CSV fed to the parser `piece` bytes at a time, as a download
+    /// hands them over.
+    fn results_in_pieces(
+        body: &[u8],
+        which: IngestResults,
+        message: &str,
+        piece: usize,
+    ) -> Result<Vec<RejectedRecord>, ConnectorError> {
+        let mut feed = CsvFeed::new();
+        let mut pieces = body.chunks(piece.max(1));
+        let mut parser: Option<ResultRecords> = None;
+        let mut out = Vec::new();
+        loop {
+            match feed.advance() {
+                CsvStep::NeedInput => match pieces.next() {
+                    Some(bytes) => feed.push(Bytes::copy_from_slice(bytes)),
+                    None => feed.end_input(),
+                },
+                CsvStep::End => break,
+                CsvStep::Record => match parser.as_mut() {
+                    None => {
+                        parser = Some(ResultRecords::new(
+                            Some(&feed.record()),
+                            which,
+                            message.to_owned(),
+                        )?);
+                    }
+                    Some(parser) => out.extend(parser.record(&feed.record())?),
+                },
+            }
+        }
+        if parser.is_none() {
+            // An empty CSV: no header at all.
+            ResultRecords::new(None, which, message.to_owned())?;
+        }
+        Ok(out)
+    }
+
+    /// The same records whatever the pieces the body arrives in.
+    fn results(
+        body: &[u8],
+        which: IngestResults,
+        message: &str,
+    ) -> Result<Vec<RejectedRecord>, ConnectorError> {
+        let whole = results_in_pieces(body, which, message, body.len());
+        for piece in [1, 2, 3, 7, 64] {
+            let split = results_in_pieces(body, which, message, piece);
+            match (&whole, &split) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "pieces of {piece} bytes"),
+                (Err(a), Err(b)) => assert_eq!(a.message, b.message, "pieces of {piece} bytes"),
+                _ => panic!("pieces of {piece} bytes: {whole:?} but {split:?}"),
+            }
+        }
+        whole
+    }
+
     #[test]
     fn failed_results_become_rejected_records() {
         let body = "\"sf__Id\",\"sf__Error\",\"Name\",\"External_Id__c\"\n\
                     \"\",\"REQUIRED_FIELD_MISSING:Required fields are missing: [Name]:Name --\",\"\",\"e1\"\n\
-                    \"001X\",\"DUPLICATE_VALUE:duplicate value found: a, b:External_Id__c --\",\"Ü\",\"e2\"\n\
-                    \"\",\"something went wrong\",\"n\",\"e3\"\n";
-        let mut results = ResultRecords::failed(body.as_bytes()).unwrap();
-        let first = results.next_chunk(2).unwrap();
-        assert_eq!(first.len(), 2);
-        assert_eq!(first[0].code.as_deref(), Some("REQUIRED_FIELD_MISSING"));
-        assert_eq!(first[0].message, "Required fields are missing: [Name]:Name");
+                    \"001X\",\"DUPLICATE_VALUE:duplicate value found: a, b:External_Id__c --\",\"Ü\",\"e2\"\r\n\
+                    \"\",\"something went wrong\",\"n\nline two\",\"e3\"";
+        let records = results(body.as_bytes(), IngestResults::Failed, "").unwrap();
+        assert_eq!(records.len(), 3, "the last record has no line end");
+        assert_eq!(records[0].code.as_deref(), Some("REQUIRED_FIELD_MISSING"));
         assert_eq!(
-            first[0].record,
+            records[0].message,
+            "Required fields are missing: [Name]:Name"
+        );
+        assert_eq!(
+            records[0].record,
             json!({"External_Id__c": "e1"})
                 .as_object()
                 .cloned()
                 .unwrap()
         );
-        assert_eq!(first[1].code.as_deref(), Some("DUPLICATE_VALUE"));
-        assert_eq!(first[1].record["Name"], "Ü");
-        let rest = results.next_chunk(2).unwrap();
-        assert_eq!(rest.len(), 1);
-        assert_eq!(rest[0].code, None);
-        assert_eq!(rest[0].message, "something went wrong");
-        assert!(results.next_chunk(2).unwrap().is_empty());
-        assert!(ResultRecords::failed(b"a,b\n").is_err());
+        assert_eq!(records[1].code.as_deref(), Some("DUPLICATE_VALUE"));
+        assert_eq!(records[1].record["Name"], "Ü");
+        assert_eq!(records[2].code, None);
+        assert_eq!(records[2].message, "something went wrong");
+        assert_eq!(records[2].record["Name"], "n\nline two");
+        let error = results(b"a,b\n", IngestResults::Failed, "").unwrap_err();
+        assert!(error.message.contains("no sf__Error column"), "{error}");
+        assert!(results(b"", IngestResults::Failed, "").is_err());
     }
 
     #[test]
@@ -1355,9 +1696,8 @@ mod tests {
                     \"Acme, Inc\",e1,#N/A\n\
                     \n\
                     Ünï,e2,\n";
-        let message = "job 750 ended Failed before processing the record".to_owned();
-        let mut results = ResultRecords::unprocessed(body.as_bytes(), message.clone()).unwrap();
-        let records = results.next_chunk(10).unwrap();
+        let message = "job 750 ended Failed before processing the record";
+        let records = results(body.as_bytes(), IngestResults::Unprocessed, message).unwrap();
         assert_eq!(records.len(), 2, "the blank line is no record");
         assert_eq!(records[0].code.as_deref(), Some(UNPROCESSED));
         assert_eq!(records[0].message, message);
@@ -1376,20 +1716,56 @@ mod tests {
                 .cloned()
                 .unwrap()
         );
-        assert!(results.next_chunk(10).unwrap().is_empty());
         // Nothing unprocessed: an empty body, or a header alone.
-        let mut empty = ResultRecords::unprocessed(b"", String::new()).unwrap();
-        assert!(empty.next_chunk(10).unwrap().is_empty());
-        let mut header = ResultRecords::unprocessed(b"Name\n", String::new()).unwrap();
-        assert!(header.next_chunk(10).unwrap().is_empty());
-        // More fields than the header, and broken quoting, are errors that say where.
-        let mut extra = ResultRecords::unprocessed(b"Name\na\nb,c\n", String::new()).unwrap();
-        let error = extra.next_chunk(10).unwrap_err();
+        let none = |body: &[u8]| results(body, IngestResults::Unprocessed, "").unwrap();
+        assert!(none(b"").is_empty());
+        assert!(none(b"Name\n").is_empty());
+        // More fields than the header is an error that says where.
+        let error = results(b"Name\na\nb,c\n", IngestResults::Unprocessed, "").unwrap_err();
         assert!(
             error
                 .message
                 .contains("unprocessed records: record 2 has 2 fields"),
             "{error}"
+        );
+    }
+
+    #[test]
+    fn query_pages_decode_the_same_in_any_pieces() {
+        let body = "\"Id\",\"Name\",\"NumberOfEmployees\"\n\
+                    \"001A\",\"Acme, \"\"the\"\" one\nsecond line\",\"12\"\n\
+                    \"001B\",\"Ünïcode 🚀\",\"\"\n\
+                    \"001C\",\"\",\"7\"";
+        let whole = CsvPageDecoder::new("Account", &fields()[..3], 2)
+            .decode(body.as_bytes(), 1)
+            .unwrap();
+        for piece in [1, 2, 5, 16] {
+            let mut decoder = CsvPageDecoder::new("Account", &fields()[..3], 2);
+            let mut feed = CsvFeed::new();
+            let mut pieces = body.as_bytes().chunks(piece);
+            let mut header = true;
+            let mut batches = Vec::new();
+            loop {
+                match feed.advance() {
+                    CsvStep::NeedInput => match pieces.next() {
+                        Some(bytes) => feed.push(Bytes::copy_from_slice(bytes)),
+                        None => feed.end_input(),
+                    },
+                    CsvStep::End => break,
+                    CsvStep::Record if header => {
+                        decoder.start_page(1, &feed.record()).unwrap();
+                        header = false;
+                    }
+                    CsvStep::Record => batches.extend(decoder.push_row(&feed.record()).unwrap()),
+                }
+            }
+            batches.extend(decoder.flush().unwrap());
+            assert_eq!(decoder.page_rows(), 3);
+            assert_eq!(batches, whole, "pieces of {piece} bytes");
+        }
+        assert_eq!(
+            whole.iter().map(RecordBatch::num_rows).collect::<Vec<_>>(),
+            [2, 1]
         );
     }
 

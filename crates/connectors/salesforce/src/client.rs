@@ -20,7 +20,8 @@ use sluice_connector_api::{
     ConnectorError, ConnectorErrorKind, CredentialsStore, PreparedProfile, Profile,
 };
 use sluice_connector_http_util::{
-    HttpClient, HttpResponse, OAuth2Client, OAuth2Error, TokenManager, TokenSet, TokenStore,
+    HttpClient, HttpResponse, HttpStream, OAuth2Client, OAuth2Error, TokenManager, TokenSet,
+    TokenStore,
 };
 use sluice_types::Sensitive;
 
@@ -200,7 +201,7 @@ impl Session {
                 )
                 .await
                 .map_err(|error| ConnectorError::unavailable(format!("Salesforce: {error}")))?;
-            self.watch_limits(&response);
+            self.watch_limits(&response.headers);
             if response.status == StatusCode::UNAUTHORIZED && !renewed {
                 tracing::info!(what, "Salesforce refused the access token; renewing it");
                 token = self
@@ -214,6 +215,67 @@ impl Session {
             if response.status.is_success() {
                 return Ok(response);
             }
+            return Err(api_error(what, &self.profile, &response));
+        }
+    }
+
+    /// `call_with` for large bodies: a successful answer is returned once its headers arrive,
+    /// the body to be read a piece at a time; the token renewal, retries and error mapping are
+    /// `call_with`'s. A body that breaks off midway is the caller's to resume.
+    pub async fn call_streaming<F>(
+        &self,
+        what: &str,
+        method: Method,
+        path: &str,
+        query: &[(&str, String)],
+        shape: F,
+    ) -> Result<HttpStream, ConnectorError>
+    where
+        F: Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
+    {
+        let url = self.url(path);
+        let mut token = self
+            .tokens
+            .access_token()
+            .await
+            .map_err(|error| oauth_error(&self.profile, error))?;
+        let mut renewed = false;
+        loop {
+            let bearer = token.expose().clone();
+            let stream = self
+                .http
+                .send_streaming(
+                    what,
+                    |client| {
+                        let mut request = client.request(method.clone(), &url).bearer_auth(&bearer);
+                        if !query.is_empty() {
+                            request = request.query(query);
+                        }
+                        shape(request)
+                    },
+                    is_limit_exceeded,
+                )
+                .await
+                .map_err(|error| ConnectorError::unavailable(format!("Salesforce: {error}")))?;
+            self.watch_limits(&stream.headers);
+            if stream.status.is_success() {
+                return Ok(stream);
+            }
+            if stream.status == StatusCode::UNAUTHORIZED && !renewed {
+                tracing::info!(what, "Salesforce refused the access token; renewing it");
+                token = self
+                    .tokens
+                    .refresh_after_unauthorized(&token)
+                    .await
+                    .map_err(|error| oauth_error(&self.profile, error))?;
+                renewed = true;
+                continue;
+            }
+            // Not a success, so the body was already read whole.
+            let response = stream
+                .collect()
+                .await
+                .map_err(|error| ConnectorError::unavailable(format!("Salesforce: {error}")))?;
             return Err(api_error(what, &self.profile, &response));
         }
     }
@@ -237,9 +299,8 @@ impl Session {
         Ok((value, bytes))
     }
 
-    fn watch_limits(&self, response: &HttpResponse) {
-        let Some(info) = response
-            .headers
+    fn watch_limits(&self, headers: &reqwest::header::HeaderMap) {
+        let Some(info) = headers
             .get("sforce-limit-info")
             .and_then(|v| v.to_str().ok())
         else {

@@ -28,10 +28,15 @@
 //! written in a Bulk update or upsert; Salesforce has no escape for it. Instants are written in UTC as
 //! `2024-04-16T19:00:00.250Z`, dates as `2024-04-16`, times as `19:00:00.250Z`, floating-point
 //! numbers in plain decimal notation; NaN and infinities are refused with the field and record
-//! named, since no Salesforce number field holds them.
+//! named, since no Salesforce number field holds them. List columns (a JSON source's arrays,
+//! a Map task's lists) go to multi-select picklists as Salesforce takes them, `a;b`, on both
+//! APIs; the object is described once to check that the field is one. That is also the form
+//! a read gives (text), so a multi-select picklist read and written back is unchanged.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::ops::Range;
 use std::sync::Arc;
 
 use arrow_array::{Array, RecordBatch};
@@ -45,10 +50,10 @@ use sluice_connector_api::{
     ConnectorError, DestinationWriter, RejectedRecord, RejectedRecordSink, WriteSummary,
 };
 
-use crate::bulk::{self, BulkSettings, IngestResults, IngestUpload, ResultRecords};
+use crate::bulk::{self, BulkSettings, IngestResults, IngestUpload, RejectedResults};
 use crate::client::Session;
 use crate::config::{TransferApi, transfer_api};
-use crate::source::encode;
+use crate::source::{self, encode};
 
 /// sObject Collections accept at most this many records per call.
 pub const COLLECTION_LIMIT: usize = 200;
@@ -99,6 +104,9 @@ pub struct SalesforceWriter {
     failed: u64,
     bytes: u64,
     jobs: u64,
+    /// Salesforce field types by lower-case name, described the first time a batch has a list
+    /// column.
+    kinds: Option<HashMap<String, String>>,
 }
 
 impl std::fmt::Debug for SalesforceWriter {
@@ -182,7 +190,35 @@ impl SalesforceWriter {
             failed: 0,
             bytes: 0,
             jobs: 0,
+            kinds: None,
         }
+    }
+
+    /// Writes list columns (from a JSON source or a Map task) into multi-select picklists as
+    /// Salesforce takes them, `a;b`: the object is described once, the first time a batch has
+    /// one. Deletes send only ids, so their batches are left alone.
+    async fn join_lists(&mut self, batch: RecordBatch) -> Result<RecordBatch, ConnectorError> {
+        if self.settings.operation == model::WriteOperationType::Delete
+            || !batch
+                .columns()
+                .iter()
+                .any(|c| list_parts(c.as_ref()).is_some())
+        {
+            return Ok(batch);
+        }
+        let kinds = match &self.kinds {
+            Some(kinds) => kinds,
+            None => {
+                let fields = source::describe(&self.session, &self.settings.object).await?;
+                self.kinds.insert(
+                    fields
+                        .into_iter()
+                        .map(|f| (f.name.to_ascii_lowercase(), f.kind))
+                        .collect(),
+                )
+            }
+        };
+        join_list_columns(batch, kinds, &self.settings.object)
     }
 
     /// UPDATE, UPSERT and DELETE need the id field in every record; refused before sending.
@@ -498,14 +534,14 @@ impl SalesforceWriter {
         self.bytes += size;
         self.written += info.processed - info.failed;
         if info.failed > 0 {
-            let body = bulk::ingest_results(
+            let results = bulk::ingest_results(
                 &self.session,
                 &self.settings.object,
                 &info.id,
                 IngestResults::Failed,
+                String::new(),
             )
             .await?;
-            let results = ResultRecords::failed(&body)?;
             self.hand_over(results, info.failed, &info.id, "failed results")
                 .await?;
         }
@@ -524,14 +560,14 @@ impl SalesforceWriter {
                     info.reason()
                 )
             };
-            let body = bulk::ingest_results(
+            let results = bulk::ingest_results(
                 &self.session,
                 &self.settings.object,
                 &info.id,
                 IngestResults::Unprocessed,
+                message,
             )
             .await?;
-            let results = ResultRecords::unprocessed(&body, message)?;
             self.hand_over(results, unprocessed, &info.id, "unprocessed records")
                 .await?;
         }
@@ -543,7 +579,7 @@ impl SalesforceWriter {
     /// stops. The CSV must hold exactly `expected` records.
     async fn hand_over(
         &mut self,
-        mut results: ResultRecords<'_>,
+        mut results: RejectedResults,
         expected: u64,
         job: &str,
         what: &str,
@@ -555,7 +591,7 @@ impl SalesforceWriter {
         };
         let mut handed = 0u64;
         loop {
-            let chunk = results.next_chunk(limit)?;
+            let chunk = results.next_chunk(limit).await?;
             if chunk.is_empty() {
                 break;
             }
@@ -919,11 +955,156 @@ pub fn batch_rows(
     Ok(rows)
 }
 
+/// The values and per-row ranges of a list column (`List`, `LargeList`, `FixedSizeList`);
+/// `None` for any other column.
+fn list_parts(array: &dyn Array) -> Option<(arrow_array::ArrayRef, Vec<Range<usize>>)> {
+    use arrow_array::cast::AsArray;
+    let ranges = |offsets: &[usize]| offsets.windows(2).map(|w| w[0]..w[1]).collect();
+    match array.data_type() {
+        DataType::List(_) => {
+            let list = array.as_list::<i32>();
+            let offsets: Vec<usize> = list
+                .value_offsets()
+                .iter()
+                .map(|&o| usize::try_from(o).unwrap_or(0))
+                .collect();
+            Some((list.values().clone(), ranges(&offsets)))
+        }
+        DataType::LargeList(_) => {
+            let list = array.as_list::<i64>();
+            let offsets: Vec<usize> = list
+                .value_offsets()
+                .iter()
+                .map(|&o| usize::try_from(o).unwrap_or(0))
+                .collect();
+            Some((list.values().clone(), ranges(&offsets)))
+        }
+        DataType::FixedSizeList(_, size) => {
+            let list = array.as_fixed_size_list();
+            let size = usize::try_from(*size).unwrap_or(0);
+            let rows = (0..list.len())
+                .map(|i| {
+                    let start = list.value_offset_at(i);
+                    start..start + size
+                })
+                .collect();
+            Some((list.values().clone(), rows))
+        }
+        _ => None,
+    }
+}
+
+/// Replaces each list column with the text Salesforce takes for a multi-select picklist:
+/// the values joined by `;`. Null and empty values are left out, and a list with no values
+/// left is null (Salesforce stores no empty selection). A list column for any other field
+/// type, a nested list, or a value holding `;` (which would read back as two values) is
+/// refused with the field and record named.
+fn join_list_columns(
+    batch: RecordBatch,
+    kinds: &HashMap<String, String>,
+    object: &str,
+) -> Result<RecordBatch, ConnectorError> {
+    static OPTIONS: std::sync::LazyLock<FormatOptions<'static>> =
+        std::sync::LazyLock::new(FormatOptions::new);
+    let schema = batch.schema();
+    let mut fields: Vec<arrow_schema::FieldRef> = Vec::with_capacity(schema.fields().len());
+    let mut columns = Vec::with_capacity(batch.num_columns());
+    for (field, column) in schema.fields().iter().zip(batch.columns()) {
+        let Some((values, rows)) = list_parts(column.as_ref()) else {
+            fields.push(field.clone());
+            columns.push(column.clone());
+            continue;
+        };
+        let name = field.name();
+        match kinds.get(&name.to_ascii_lowercase()).map(String::as_str) {
+            Some("multipicklist") => {}
+            Some(kind) => {
+                return Err(ConnectorError::bad_data(format!(
+                    "field {name} holds lists, but Salesforce {object}.{name} is a {kind} \
+                     field; only multi-select picklists take several values"
+                )));
+            }
+            None => {
+                return Err(ConnectorError::bad_data(format!(
+                    "field {name} holds lists, but Salesforce {object} has no field {name}"
+                )));
+            }
+        }
+        if values.data_type().is_nested() {
+            return Err(ConnectorError::bad_data(format!(
+                "field {name} holds lists of {}, but a Salesforce multi-select picklist takes \
+                 a list of values",
+                values.data_type()
+            )));
+        }
+        let formatter = ArrayFormatter::try_new(values.as_ref(), &OPTIONS).map_err(|error| {
+            ConnectorError::bad_data(format!(
+                "field {name} cannot be written to Salesforce as text: {error}"
+            ))
+        })?;
+        let mut joined = arrow_array::builder::StringBuilder::new();
+        let mut text = String::new();
+        let mut value = String::new();
+        for (row, range) in rows.into_iter().enumerate() {
+            if column.is_null(row) {
+                joined.append_null();
+                continue;
+            }
+            text.clear();
+            for i in range {
+                if values.is_null(i) {
+                    continue;
+                }
+                value.clear();
+                write!(value, "{}", formatter.value(i)).map_err(|error| {
+                    ConnectorError::bad_data(format!(
+                        "field {name} of record {row} cannot be written as text: {error}"
+                    ))
+                })?;
+                if value.is_empty() {
+                    continue;
+                }
+                if value.contains(';') {
+                    return Err(ConnectorError::bad_data(format!(
+                        "field {name} of record {row} holds the value '{value}', but ';' \
+                         separates the values of a Salesforce multi-select picklist"
+                    )));
+                }
+                if !text.is_empty() {
+                    text.push(';');
+                }
+                text.push_str(&value);
+            }
+            if text.is_empty() {
+                joined.append_null();
+            } else {
+                joined.append_value(&text);
+            }
+        }
+        fields.push(Arc::new(arrow_schema::Field::new(
+            name,
+            DataType::Utf8,
+            true,
+        )));
+        columns.push(Arc::new(joined.finish()) as arrow_array::ArrayRef);
+    }
+    let schema = Arc::new(arrow_schema::Schema::new_with_metadata(
+        fields,
+        schema.metadata().clone(),
+    ));
+    RecordBatch::try_new(schema, columns).map_err(|error| {
+        ConnectorError::internal(format!(
+            "Salesforce {object}: joining multi-select picklist values failed: {error}"
+        ))
+    })
+}
+
 #[async_trait]
 impl DestinationWriter for SalesforceWriter {
     async fn write(&mut self, batch: RecordBatch) -> Result<(), ConnectorError> {
         self.check_ids(&batch)?;
         check_numbers(&batch, &self.settings.object)?;
+        let batch = self.join_lists(batch).await?;
         self.route_batch(batch).await
     }
 
@@ -1078,7 +1259,7 @@ mod tests {
         );
         let mut records = CsvRecords::new(text.as_bytes());
         let mut read = Vec::new();
-        while let Some(record) = records.next_record().unwrap() {
+        while let Some(record) = records.next_record() {
             let fields: Vec<String> = record
                 .iter()
                 .map(|f| String::from_utf8(f.to_vec()).unwrap())
@@ -1283,5 +1464,90 @@ mod tests {
         );
         drop(upload);
         assert!(!path.exists(), "the spool file is removed with the upload");
+    }
+
+    #[test]
+    fn list_columns_of_every_kind_are_joined_for_multi_select_picklists() {
+        use arrow_array::builder::{
+            FixedSizeListBuilder, Int64Builder, LargeListBuilder, ListBuilder, StringBuilder,
+        };
+        let kinds: HashMap<String, String> = [
+            ("regions__c", "multipicklist"),
+            ("codes__c", "multipicklist"),
+            ("pairs__c", "multipicklist"),
+            ("name", "string"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let mut large = LargeListBuilder::new(StringBuilder::new());
+        for row in [
+            vec![Some("a"), Some("b")],
+            vec![],
+            vec![Some("日本")],
+            vec![None],
+        ] {
+            for value in row {
+                large.values().append_option(value);
+            }
+            large.append(true);
+        }
+        let mut fixed = FixedSizeListBuilder::new(Int64Builder::new(), 2);
+        for (a, b, valid) in [(1, 2, true), (3, 4, true), (0, 0, false), (5, -6, true)] {
+            fixed.values().append_value(a);
+            fixed.values().append_value(b);
+            fixed.append(valid);
+        }
+        let data = batch(vec![
+            ("Regions__c", Arc::new(large.finish()) as _),
+            ("Pairs__c", Arc::new(fixed.finish()) as _),
+            (
+                "Name",
+                Arc::new(StringArray::from(vec!["w", "x", "y", "z"])) as _,
+            ),
+        ]);
+        // A slice: offsets into the shared values must be honoured.
+        let joined = join_list_columns(data.slice(1, 3), &kinds, "Account").unwrap();
+        assert_eq!(joined.schema().field(0).data_type(), &DataType::Utf8);
+        assert_eq!(joined.schema().field(2).name(), "Name");
+        let text = |c: usize| -> Vec<Option<String>> {
+            let column = joined
+                .column(c)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .unwrap();
+            column.iter().map(|v| v.map(str::to_owned)).collect()
+        };
+        assert_eq!(text(0), [None, Some("日本".into()), None]);
+        assert_eq!(text(1), [Some("3;4".into()), None, Some("5;-6".into())]);
+        // The joined text goes to either API as any text does.
+        let rows = batch_rows(&joined, true).unwrap();
+        assert_eq!(rows[2]["Pairs__c"], "5;-6");
+        assert_eq!(rows[0]["Regions__c"], Value::Null);
+        assert_eq!(
+            csv(&joined, bulk::NULL_FIELD).lines().nth(2),
+            Some("日本,#N/A,y")
+        );
+
+        // Lists of lists are refused, naming the field.
+        let mut nested = ListBuilder::new(ListBuilder::new(StringBuilder::new()));
+        nested.values().values().append_value("a");
+        nested.values().append(true);
+        nested.append(true);
+        let data = batch(vec![("Codes__c", Arc::new(nested.finish()) as _)]);
+        let error = join_list_columns(data, &kinds, "Account").unwrap_err();
+        assert!(
+            error.message.contains("field Codes__c holds lists of List"),
+            "{error}"
+        );
+        // Batches without lists are not touched.
+        let plain = batch(vec![(
+            "Name",
+            Arc::new(StringArray::from(vec!["a;b"])) as _,
+        )]);
+        assert_eq!(
+            join_list_columns(plain.clone(), &kinds, "Account").unwrap(),
+            plain
+        );
     }
 }

@@ -1847,3 +1847,358 @@ async fn non_finite_numbers_fail_before_anything_is_sent() {
     );
     assert_eq!(fake.stats().bulk_ingest_jobs, 0);
 }
+
+/// A rejected-record sink that keeps the chunks as they were handed over.
+#[derive(Debug, Default)]
+struct ChunkedRejected(std::sync::Mutex<Vec<Vec<sluice_connector_api::RejectedRecord>>>);
+
+#[async_trait::async_trait]
+impl sluice_connector_api::RejectedRecordSink for ChunkedRejected {
+    async fn put(
+        &self,
+        records: Vec<sluice_connector_api::RejectedRecord>,
+    ) -> Result<(), sluice_connector_api::ConnectorError> {
+        self.0.lock().unwrap().push(records);
+        Ok(())
+    }
+
+    async fn finish(&self) -> Result<Vec<String>, sluice_connector_api::ConnectorError> {
+        Ok(Vec::new())
+    }
+}
+
+#[tokio::test]
+async fn a_job_whose_every_record_failed_is_handed_over_in_chunks_as_it_downloads() {
+    let fake = fake().await;
+    let connector = connector(&fake);
+    let (profile, _) = token_profile(&fake);
+    let rejected = Arc::new(ChunkedRejected::default());
+    let mut writer = connector
+        .open_writer(write_request_to(
+            &profile,
+            upsert_destination("BULKV2", false),
+            rejected.clone(),
+        ))
+        .await
+        .unwrap();
+    // No Name: every upsert creates a record, and every one is refused.
+    let externals: Vec<String> = (0..2_500).map(|i| format!("ext-{i:05}")).collect();
+    let rows: Vec<(Option<&str>, &str, Option<i64>)> =
+        externals.iter().map(|e| (None, e.as_str(), None)).collect();
+    for chunk in rows.chunks(700) {
+        writer.write(account_batch(chunk)).await.unwrap();
+    }
+    // The failedResults download breaks off after about 1,100 of its records; it is requested
+    // again and read on past the records already handed over.
+    fake.break_next_body("failedResults", 100_000);
+    let summary = writer.commit().await.unwrap();
+    assert_eq!((summary.records_written, summary.put_failures), (0, 2_500));
+    assert_eq!(fake.stats().bodies_broken, 1);
+    let chunks = rejected.0.lock().unwrap();
+    assert_eq!(
+        chunks.iter().map(Vec::len).collect::<Vec<_>>(),
+        [1_000, 1_000, 500]
+    );
+    let mut seen: Vec<&str> = chunks
+        .iter()
+        .flatten()
+        .map(|r| {
+            assert_eq!(r.code.as_deref(), Some("REQUIRED_FIELD_MISSING"), "{r:?}");
+            r.record["External_Id__c"].as_str().unwrap()
+        })
+        .collect();
+    seen.sort_unstable();
+    assert_eq!(seen, externals, "every record exactly once");
+    assert!(fake.records("Account").is_empty());
+}
+
+#[tokio::test]
+async fn a_query_page_that_breaks_off_is_read_on_where_it_stopped() {
+    let fake = fake().await;
+    seed_accounts(&fake, 300);
+    let connector = bulk_connector(
+        &fake,
+        BulkSettings {
+            page_records: 250,
+            ..BulkSettings::fast()
+        },
+    );
+    let (profile, _) = token_profile(&fake);
+    fake.break_next_body("/results", 6_000);
+    let mut request = read_request(&profile, source_with("BULKV2", json!({})), None, None);
+    request.batch_rows = 40;
+    let batches = read_all(&connector, request).await;
+    assert_eq!(fake.stats().bodies_broken, 1);
+    // Batches fill up within a page; each page's last one holds the rest.
+    assert_eq!(
+        batches
+            .iter()
+            .map(RecordBatch::num_rows)
+            .collect::<Vec<_>>(),
+        [40, 40, 40, 40, 40, 40, 10, 40, 10]
+    );
+    let rows = rows_by_id(&batches);
+    assert_eq!(
+        rows.len(),
+        300,
+        "every record once (rows_by_id refuses duplicates)"
+    );
+    // The same values as a REST read.
+    let rest = read_all(
+        &connector,
+        read_request(&profile, source_with("REST_SYNC", json!({})), None, None),
+    )
+    .await;
+    assert_eq!(rows, rows_by_id(&rest));
+}
+
+/// A multi-select picklist `Regions__c` on Account.
+fn add_regions(fake: &FakeSalesforce) {
+    let mut regions = FieldDef::new("Regions__c", "multipicklist");
+    regions.picklist = ["North", "South", "Ost-Süd"].map(String::from).to_vec();
+    fake.add_field("Account", regions);
+}
+
+/// `External_Id__c`, `Name` and `Regions__c` as a list column.
+fn regions_batch(rows: &[(&str, Option<Vec<Option<&str>>>)]) -> RecordBatch {
+    use arrow_array::builder::{ListBuilder, StringBuilder};
+    let mut regions = ListBuilder::new(StringBuilder::new());
+    for (_, values) in rows {
+        match values {
+            Some(values) => {
+                for value in values {
+                    regions.values().append_option(*value);
+                }
+                regions.append(true);
+            }
+            None => regions.append(false),
+        }
+    }
+    let externals: Vec<&str> = rows.iter().map(|r| r.0).collect();
+    RecordBatch::try_from_iter([
+        (
+            "External_Id__c",
+            Arc::new(StringArray::from(externals.clone())) as arrow_array::ArrayRef,
+        ),
+        ("Name", Arc::new(StringArray::from(externals)) as _),
+        ("Regions__c", Arc::new(regions.finish()) as _),
+    ])
+    .unwrap()
+}
+
+#[tokio::test]
+async fn list_columns_are_written_to_multi_select_picklists_as_salesforce_takes_them() {
+    let fake = fake().await;
+    add_regions(&fake);
+    let connector = connector(&fake);
+    let (profile, _) = token_profile(&fake);
+    for api in ["REST_SYNC", "BULKV2"] {
+        let id = |n: &str| format!("{api}-{n}");
+        let (two, one, empty, none, bad, nulls) = (
+            id("two"),
+            id("one"),
+            id("empty"),
+            id("none"),
+            id("bad"),
+            id("nulls"),
+        );
+        let rejected = Arc::new(CollectRejected::default());
+        let mut writer = connector
+            .open_writer(write_request_to(
+                &profile,
+                upsert_destination(api, false),
+                rejected.clone(),
+            ))
+            .await
+            .unwrap();
+        writer
+            .write(regions_batch(&[
+                (&two, Some(vec![Some("North"), Some("South")])),
+                (&one, Some(vec![Some("Ost-Süd")])),
+                (&empty, Some(vec![])),
+                (&none, None),
+                (&bad, Some(vec![Some("North"), Some("West")])),
+                (&nulls, Some(vec![None, Some("South"), Some(""), None])),
+            ]))
+            .await
+            .unwrap();
+        let summary = writer.commit().await.unwrap();
+        assert_eq!(
+            (summary.records_written, summary.put_failures),
+            (5, 1),
+            "{api}"
+        );
+        let stored: std::collections::HashMap<String, Value> = fake
+            .records("Account")
+            .into_iter()
+            .map(|r| {
+                (
+                    r["External_Id__c"].as_str().unwrap().to_owned(),
+                    r.get("Regions__c").cloned().unwrap_or(Value::Null),
+                )
+            })
+            .collect();
+        assert_eq!(stored[&two], "North;South", "{api}");
+        assert_eq!(stored[&one], "Ost-Süd", "{api}");
+        assert_eq!(stored[&empty], Value::Null, "{api}");
+        assert_eq!(stored[&none], Value::Null, "{api}");
+        assert_eq!(stored[&nulls], "South", "{api}");
+        assert!(!stored.contains_key(&bad), "{api}");
+        let handed = rejected.records();
+        assert_eq!(handed.len(), 1, "{api}");
+        assert_eq!(
+            handed[0].code.as_deref(),
+            Some("INVALID_TYPE_ON_FIELD_IN_RECORD"),
+            "{api}: {:?}",
+            handed[0]
+        );
+        assert_eq!(handed[0].record["Regions__c"], "North;West", "{api}");
+    }
+    // One describe per writer, only because a batch had a list column.
+    let described = fake.stats().api_requests;
+    let mut writer = connector
+        .open_writer(write_request(
+            &profile,
+            upsert_destination("REST_SYNC", false),
+        ))
+        .await
+        .unwrap();
+    writer
+        .write(account_batch(&[(Some("Plain"), "plain", None)]))
+        .await
+        .unwrap();
+    writer.commit().await.unwrap();
+    assert_eq!(fake.stats().api_requests - described, 1, "no describe");
+}
+
+#[tokio::test]
+async fn lists_for_other_fields_and_values_holding_separators_are_refused() {
+    let fake = fake().await;
+    add_regions(&fake);
+    let connector = connector(&fake);
+    let (profile, _) = token_profile(&fake);
+    let write = |batch: RecordBatch| {
+        let connector = &connector;
+        let profile = &profile;
+        async move {
+            let mut writer = connector
+                .open_writer(write_request(
+                    profile,
+                    upsert_destination("REST_SYNC", false),
+                ))
+                .await
+                .unwrap();
+            writer.write(batch).await
+        }
+    };
+    let error = write(regions_batch(&[("e1", Some(vec![Some("North;South")]))]))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind, ConnectorErrorKind::BadData);
+    assert!(
+        error
+            .message
+            .contains("field Regions__c of record 0 holds the value 'North;South'"),
+        "{error}"
+    );
+    let renamed = |name: &str| {
+        let batch = regions_batch(&[("e1", Some(vec![Some("North")]))]);
+        let mut fields: Vec<Field> = batch
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
+        fields[2] = fields[2].clone().with_name(name);
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), batch.columns().to_vec()).unwrap()
+    };
+    let error = write(renamed("Phone")).await.unwrap_err();
+    assert!(
+        error
+            .message
+            .contains("Salesforce Account.Phone is a phone field"),
+        "{error}"
+    );
+    let error = write(renamed("Nowhere__c")).await.unwrap_err();
+    assert!(
+        error
+            .message
+            .contains("Salesforce Account has no field Nowhere__c"),
+        "{error}"
+    );
+    assert!(fake.records("Account").is_empty());
+}
+
+#[tokio::test]
+async fn multi_select_picklists_read_and_write_back_unchanged() {
+    let fake = fake().await;
+    add_regions(&fake);
+    fake.insert(
+        "Account",
+        vec![
+            obj(json!({"Name": "A", "Regions__c": "South;North"})),
+            obj(json!({"Name": "B", "Regions__c": "Ost-Süd"})),
+            obj(json!({"Name": "C"})),
+        ],
+    );
+    let before = fake.records("Account");
+    let connector = connector(&fake);
+    let (profile, _) = token_profile(&fake);
+    let projection = ["Id", "Name", "Regions__c"];
+    let mut reads = Vec::new();
+    for api in ["REST_SYNC", "BULKV2"] {
+        let batches = read_all(
+            &connector,
+            read_request(
+                &profile,
+                source_with(api, json!({})),
+                Some(&projection),
+                None,
+            ),
+        )
+        .await;
+        assert_eq!(
+            batches[0].schema().field(2).data_type(),
+            &DataType::Utf8,
+            "{api}"
+        );
+        let rows = rows_by_id(&batches);
+        let mut regions: Vec<&str> = rows.values().map(|r| r[2].as_str()).collect();
+        regions.sort_unstable();
+        assert_eq!(regions, ["<null>", "Ost-Süd", "South;North"], "{api}");
+        reads.push((api, batches));
+    }
+    for (api, batches) in reads {
+        let destination = json!({
+            "object": "Account",
+            "writeOperationType": "UPDATE",
+            "idFieldNames": ["Id"],
+            "dataTransferApi": api,
+        });
+        let mut writer = connector
+            .open_writer(write_request(&profile, destination))
+            .await
+            .unwrap();
+        for batch in batches {
+            writer.write(batch).await.unwrap();
+        }
+        let summary = writer.commit().await.unwrap();
+        assert_eq!(
+            (summary.records_written, summary.put_failures),
+            (3, 0),
+            "{api}"
+        );
+        let values = |records: &[Map<String, Value>]| -> Vec<(Value, Value)> {
+            records
+                .iter()
+                .map(|r| {
+                    (
+                        r["Name"].clone(),
+                        r.get("Regions__c").cloned().unwrap_or(Value::Null),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(values(&fake.records("Account")), values(&before), "{api}");
+    }
+}

@@ -13,13 +13,15 @@
 //!   CSV results paged by `Sforce-Locator`, per-record successful/failed/unprocessed results.
 //!
 //! Records are validated the same way on every write path: unknown fields (`INVALID_FIELD`),
-//! required fields (`REQUIRED_FIELD_MISSING`), types, lengths, picklists, unique external ids
-//! (`DUPLICATE_VALUE`) and external ids repeated within one upsert (`DUPLICATE_EXTERNAL_ID`).
+//! required fields (`REQUIRED_FIELD_MISSING`), types, lengths, picklists and multi-select
+//! picklists (`a;b`, each value from the picklist), unique external ids (`DUPLICATE_VALUE`) and
+//! external ids repeated within one upsert (`DUPLICATE_EXTERNAL_ID`).
 //!
 //! Every data API response carries `Sforce-Limit-Info: api-usage=n/limit`. An unknown or
 //! expired bearer token gets `401 INVALID_SESSION_ID`; faults queued with
 //! [`FakeSalesforce::inject`] answer the next requests with `503` or
-//! `403 REQUEST_LIMIT_EXCEEDED`. The state is in memory and inspectable from tests.
+//! `403 REQUEST_LIMIT_EXCEEDED`; [`FakeSalesforce::break_next_body`] cuts a download short
+//! midway. The state is in memory and inspectable from tests.
 
 // Handlers short-circuit with a ready `Response` as their error; boxing it buys nothing here.
 #![allow(clippy::result_large_err)]
@@ -76,6 +78,8 @@ impl FieldDef {
             kind: kind.to_owned(),
             length: if matches!(kind, "string" | "picklist" | "textarea" | "url" | "phone") {
                 255
+            } else if kind == "multipicklist" {
+                4099
             } else {
                 0
             },
@@ -239,6 +243,8 @@ pub struct Stats {
     pub bulk_query_jobs: u64,
     /// Bulk API 2.0 ingest jobs created.
     pub bulk_ingest_jobs: u64,
+    /// Answers cut short by [`FakeSalesforce::break_next_body`].
+    pub bodies_broken: u64,
 }
 
 struct Inner {
@@ -249,6 +255,9 @@ struct Inner {
     access_tokens: HashMap<String, bool>,
     cursors: HashMap<String, Cursor>,
     faults: VecDeque<Fault>,
+    /// Successful answers to cut short: a path fragment and the body bytes sent before the
+    /// connection breaks.
+    broken_bodies: Vec<(String, usize)>,
     page_size: usize,
     api_limit: u64,
     next_id: u64,
@@ -312,6 +321,7 @@ impl FakeSalesforce {
             access_tokens: HashMap::new(),
             cursors: HashMap::new(),
             faults: VecDeque::new(),
+            broken_bodies: Vec::new(),
             page_size: 2000,
             api_limit: 15_000,
             next_id: 0,
@@ -464,6 +474,14 @@ impl FakeSalesforce {
     /// Queues faults for the next data API requests.
     pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
         self.state().faults.extend(faults);
+    }
+
+    /// Breaks the connection of the next successful answer to a request whose path contains
+    /// `path_fragment`, after `after_bytes` bytes of its body (a download cut short midway).
+    pub fn break_next_body(&self, path_fragment: &str, after_bytes: usize) {
+        self.state()
+            .broken_bodies
+            .push((path_fragment.to_owned(), after_bytes));
     }
 
     /// Counters so far.
@@ -694,6 +712,26 @@ fn coerce(field: &FieldDef, value: &Value) -> Option<Value> {
                 None
             }
         }
+        // A multi-select picklist takes its values as one text, `;`-separated (a JSON array
+        // is refused); each must be one of the picklist's, and blanks between separators are
+        // dropped.
+        "multipicklist" => {
+            let values: Vec<&str> = value
+                .as_str()?
+                .split(';')
+                .filter(|v| !v.is_empty())
+                .collect();
+            let allowed =
+                |v: &&str| field.picklist.is_empty() || field.picklist.iter().any(|p| p == v);
+            if !values.iter().all(allowed) {
+                return None;
+            }
+            Some(if values.is_empty() {
+                Value::Null
+            } else {
+                Value::String(values.join(";"))
+            })
+        }
         _ => match value {
             Value::String(_) => Some(value.clone()),
             Value::Number(n) => Some(Value::String(n.to_string())),
@@ -874,32 +912,84 @@ fn error_body(status: StatusCode, code: &str, message: &str) -> Response {
         .into_response()
 }
 
+/// Cuts a successful answer short when [`FakeSalesforce::break_next_body`] asked for it.
+async fn break_bodies(
+    State(inner): State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    if !response.status().is_success() {
+        return response;
+    }
+    let keep = {
+        let mut state = lock(&inner);
+        let found = state
+            .broken_bodies
+            .iter()
+            .position(|(fragment, _)| path.contains(fragment.as_str()));
+        let keep = found.map(|i| state.broken_bodies.remove(i).1);
+        if keep.is_some() {
+            state.stats.bodies_broken += 1;
+        }
+        keep
+    };
+    let Some(keep) = keep else {
+        return response;
+    };
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, usize::MAX).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    let head = bytes.slice(..keep.min(bytes.len()));
+    // The head, then (once the client had time to read it) an error that breaks the
+    // connection, then nothing.
+    let pieces = futures::stream::unfold(Some(Some(head)), |step| async move {
+        match step? {
+            Some(head) => Some((Ok(head), Some(None))),
+            None => {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                Some((
+                    Err(std::io::Error::other("connection cut by the fake")),
+                    None,
+                ))
+            }
+        }
+    });
+    Response::from_parts(parts, axum::body::Body::from_stream(pieces))
+}
+
 fn router(inner: Shared) -> Router {
+    let breaker = axum::middleware::from_fn_with_state(inner.clone(), break_bodies);
     let routes = api_routes(inner);
     // Clients differ on trailing slashes (`sobjects/Account/`); Salesforce ignores them.
     let retry = routes.clone();
-    routes.fallback(move |request: axum::extract::Request| {
-        let mut retry = retry.clone();
-        async move {
-            let path = request.uri().path();
-            if path.len() > 1 && path.ends_with('/') {
-                let trimmed = match request.uri().query() {
-                    Some(query) => format!("{}?{query}", path.trim_end_matches('/')),
-                    None => path.trim_end_matches('/').to_owned(),
-                };
-                let (mut parts, body) = request.into_parts();
-                if let Ok(uri) = trimmed.parse() {
-                    parts.uri = uri;
-                    let request = axum::extract::Request::from_parts(parts, body);
-                    return match tower::Service::call(&mut retry, request).await {
-                        Ok(response) => response,
-                        Err(never) => match never {},
+    routes
+        .fallback(move |request: axum::extract::Request| {
+            let mut retry = retry.clone();
+            async move {
+                let path = request.uri().path();
+                if path.len() > 1 && path.ends_with('/') {
+                    let trimmed = match request.uri().query() {
+                        Some(query) => format!("{}?{query}", path.trim_end_matches('/')),
+                        None => path.trim_end_matches('/').to_owned(),
                     };
+                    let (mut parts, body) = request.into_parts();
+                    if let Ok(uri) = trimmed.parse() {
+                        parts.uri = uri;
+                        let request = axum::extract::Request::from_parts(parts, body);
+                        return match tower::Service::call(&mut retry, request).await {
+                            Ok(response) => response,
+                            Err(never) => match never {},
+                        };
+                    }
                 }
+                StatusCode::NOT_FOUND.into_response()
             }
-            StatusCode::NOT_FOUND.into_response()
-        }
-    })
+        })
+        .layer(breaker)
 }
 
 fn api_routes(inner: Shared) -> Router {
@@ -1745,4 +1835,43 @@ async fn collection_delete(
             })
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipicklists_take_known_values_separated_by_semicolons() {
+        let mut field = FieldDef::new("Regions__c", "multipicklist");
+        field.picklist = ["North", "South", "Ost-Süd"].map(String::from).to_vec();
+        let take = |value: Value| coerce(&field, &value);
+        assert_eq!(take(json!("North")), Some(json!("North")));
+        assert_eq!(
+            take(json!("South;North;Ost-Süd")),
+            Some(json!("South;North;Ost-Süd"))
+        );
+        assert_eq!(take(json!("North;;South;")), Some(json!("North;South")));
+        assert_eq!(take(json!("")), Some(Value::Null));
+        assert_eq!(take(json!(";")), Some(Value::Null));
+        assert_eq!(take(Value::Null), Some(Value::Null));
+        // A value outside the picklist, the display form of a list, or a JSON array are refused.
+        assert_eq!(take(json!("North;West")), None);
+        assert_eq!(take(json!("[North, South]")), None);
+        assert_eq!(take(json!("north")), None, "values are case-sensitive");
+        assert_eq!(take(json!(["North", "South"])), None);
+        assert_eq!(take(json!(1)), None);
+        // Through record validation: the field's error names it.
+        let mut object = SObject::new("Thing__c", "a01", vec![field.clone()]);
+        object.fields.push(FieldDef::new("Name", "string"));
+        let error = check_fields(
+            &object,
+            json!({"Regions__c": "North;West"}).as_object().unwrap(),
+            true,
+        )
+        .unwrap_err();
+        assert_eq!(error.status_code, "INVALID_TYPE_ON_FIELD_IN_RECORD");
+        assert_eq!(error.fields, ["Regions__c"]);
+        assert_eq!(FieldDef::new("Regions__c", "multipicklist").length, 4099);
+    }
 }
