@@ -171,50 +171,10 @@ impl HttpClient {
         B: Fn(&reqwest::Client) -> RequestBuilder,
         R: Fn(&HttpResponse) -> bool,
     {
-        let started = Instant::now();
-        let mut retry = 0u32;
-        loop {
-            let outcome = match build(&self.client).send().await {
-                Ok(response) => {
-                    let status = response.status();
-                    let headers = response.headers().clone();
-                    match response.bytes().await {
-                        Ok(body) => Ok(HttpResponse {
-                            status,
-                            headers,
-                            body,
-                        }),
-                        Err(error) => Err(error),
-                    }
-                }
-                Err(error) => Err(error),
-            };
-            let wait_hint = match &outcome {
-                Ok(response) if is_transient_status(response.status) || retryable(response) => {
-                    Some(retry_after(&response.headers))
-                }
-                Ok(_) => None,
-                Err(_) => Some(None),
-            };
-            let Some(retry_after) = wait_hint else {
-                return outcome.map_err(|error| transport(what, retry + 1, &error));
-            };
-            let wait = self.retry.backoff(retry, retry_after);
-            let out_of_budget = retry >= self.retry.max_retries
-                || started.elapsed() + wait > self.retry.retry_timeout;
-            if out_of_budget {
-                return outcome.map_err(|error| transport(what, retry + 1, &error));
-            }
-            match &outcome {
-                Ok(response) => {
-                    tracing::warn!(what, status = %response.status, retry, ?wait, "transient http answer, retrying")
-                }
-                Err(error) => {
-                    tracing::warn!(what, %error, retry, ?wait, "http request failed, retrying")
-                }
-            }
-            tokio::time::sleep(wait).await;
-            retry += 1;
+        match self.attempt_until_settled(what, build, retryable, false).await? {
+            Attempt::Read(response) => Ok(response),
+            // Not produced when success bodies are read whole; reading it is still right.
+            Attempt::Live(response) => HttpStream::live(what, response).collect().await,
         }
     }
 }
@@ -303,8 +263,8 @@ impl HttpStream {
     }
 }
 
-/// One attempt of [`HttpClient::send_streaming`]: a successful answer with its body unread,
-/// or any other answer read whole.
+/// A settled attempt of [`HttpClient::send`] or [`HttpClient::send_streaming`]: a successful
+/// answer with its body unread (streaming only), or an answer read whole.
 enum Attempt {
     Live(reqwest::Response),
     Read(HttpResponse),
@@ -326,11 +286,37 @@ impl HttpClient {
         B: Fn(&reqwest::Client) -> RequestBuilder,
         R: Fn(&HttpResponse) -> bool,
     {
+        Ok(
+            match self.attempt_until_settled(what, build, retryable, true).await? {
+                Attempt::Live(response) => HttpStream::live(what, response),
+                Attempt::Read(response) => HttpStream::read(what, response),
+            },
+        )
+    }
+
+    /// The retry loop of [`send`](Self::send) and [`send_streaming`](Self::send_streaming):
+    /// sends until an answer is neither transient nor `retryable`, or the retry budget is
+    /// spent. With `stream_success`, a 2xx answer is returned with its body unread; every
+    /// other answer is read whole (to show it to `retryable`, and because a transport failure
+    /// while reading it is retried like any other).
+    async fn attempt_until_settled<B, R>(
+        &self,
+        what: &str,
+        build: B,
+        retryable: R,
+        stream_success: bool,
+    ) -> Result<Attempt, HttpError>
+    where
+        B: Fn(&reqwest::Client) -> RequestBuilder,
+        R: Fn(&HttpResponse) -> bool,
+    {
         let started = Instant::now();
         let mut retry = 0u32;
         loop {
             let outcome = match build(&self.client).send().await {
-                Ok(response) if response.status().is_success() => Ok(Attempt::Live(response)),
+                Ok(response) if stream_success && response.status().is_success() => {
+                    Ok(Attempt::Live(response))
+                }
                 Ok(response) => {
                     let status = response.status();
                     let headers = response.headers().clone();
@@ -353,19 +339,14 @@ impl HttpClient {
                 Ok(_) => None,
                 Err(_) => Some(None),
             };
-            let finish = |outcome: Result<Attempt, reqwest::Error>| match outcome {
-                Ok(Attempt::Live(response)) => Ok(HttpStream::live(what, response)),
-                Ok(Attempt::Read(response)) => Ok(HttpStream::read(what, response)),
-                Err(error) => Err(transport(what, retry + 1, &error)),
-            };
             let Some(retry_after) = wait_hint else {
-                return finish(outcome);
+                return outcome.map_err(|error| transport(what, retry + 1, &error));
             };
             let wait = self.retry.backoff(retry, retry_after);
             if retry >= self.retry.max_retries
                 || started.elapsed() + wait > self.retry.retry_timeout
             {
-                return finish(outcome);
+                return outcome.map_err(|error| transport(what, retry + 1, &error));
             }
             match &outcome {
                 Ok(Attempt::Read(response)) => {

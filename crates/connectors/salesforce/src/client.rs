@@ -20,8 +20,8 @@ use sluice_connector_api::{
     ConnectorError, ConnectorErrorKind, CredentialsStore, PreparedProfile, Profile,
 };
 use sluice_connector_http_util::{
-    HttpClient, HttpResponse, HttpStream, OAuth2Client, OAuth2Error, TokenManager, TokenSet,
-    TokenStore,
+    HttpClient, HttpError, HttpResponse, HttpStream, OAuth2Client, OAuth2Error, TokenManager,
+    TokenSet, TokenStore,
 };
 use sluice_types::Sensitive;
 
@@ -178,45 +178,18 @@ impl Session {
         F: Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     {
         let url = self.url(path);
-        let mut token = self
-            .tokens
-            .access_token()
-            .await
-            .map_err(|error| oauth_error(&self.profile, error))?;
-        let mut renewed = false;
-        loop {
-            let bearer = token.expose().clone();
-            let response = self
-                .http
-                .send(
-                    what,
-                    |client| {
-                        let mut request = client.request(method.clone(), &url).bearer_auth(&bearer);
-                        if !query.is_empty() {
-                            request = request.query(query);
-                        }
-                        shape(request)
-                    },
-                    is_limit_exceeded,
-                )
-                .await
-                .map_err(|error| ConnectorError::unavailable(format!("Salesforce: {error}")))?;
-            self.watch_limits(&response.headers);
-            if response.status == StatusCode::UNAUTHORIZED && !renewed {
-                tracing::info!(what, "Salesforce refused the access token; renewing it");
-                token = self
-                    .tokens
-                    .refresh_after_unauthorized(&token)
-                    .await
-                    .map_err(|error| oauth_error(&self.profile, error))?;
-                renewed = true;
-                continue;
-            }
-            if response.status.is_success() {
-                return Ok(response);
-            }
-            return Err(api_error(what, &self.profile, &response));
+        let (method, url, shape) = (&method, url.as_str(), &shape);
+        let response = self
+            .authorized(what, |bearer| async move {
+                let build =
+                    |client: &reqwest::Client| shape(request(client, method, url, &bearer, query));
+                self.http.send(what, build, is_limit_exceeded).await
+            })
+            .await?;
+        if response.status.is_success() {
+            return Ok(response);
         }
+        Err(api_error(what, &self.profile, &response))
     }
 
     /// `call_with` for large bodies: a successful answer is returned once its headers arrive,
@@ -234,6 +207,36 @@ impl Session {
         F: Fn(reqwest::RequestBuilder) -> reqwest::RequestBuilder,
     {
         let url = self.url(path);
+        let (method, url, shape) = (&method, url.as_str(), &shape);
+        let stream = self
+            .authorized(what, |bearer| async move {
+                let build =
+                    |client: &reqwest::Client| shape(request(client, method, url, &bearer, query));
+                self.http
+                    .send_streaming(what, build, is_limit_exceeded)
+                    .await
+            })
+            .await?;
+        if stream.status.is_success() {
+            return Ok(stream);
+        }
+        // Not a success, so the body was already read whole.
+        let response = stream
+            .collect()
+            .await
+            .map_err(|error| ConnectorError::unavailable(format!("Salesforce: {error}")))?;
+        Err(api_error(what, &self.profile, &response))
+    }
+
+    /// Runs `send` with the profile's access token, watching the limit headers of every
+    /// answer; a `401` renews the token once (shared with concurrent runs) and sends again.
+    /// Any other answer is returned as it is, for the caller to map.
+    async fn authorized<A, S, Fut>(&self, what: &str, send: S) -> Result<A, ConnectorError>
+    where
+        A: Answer,
+        S: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<A, HttpError>>,
+    {
         let mut token = self
             .tokens
             .access_token()
@@ -241,27 +244,11 @@ impl Session {
             .map_err(|error| oauth_error(&self.profile, error))?;
         let mut renewed = false;
         loop {
-            let bearer = token.expose().clone();
-            let stream = self
-                .http
-                .send_streaming(
-                    what,
-                    |client| {
-                        let mut request = client.request(method.clone(), &url).bearer_auth(&bearer);
-                        if !query.is_empty() {
-                            request = request.query(query);
-                        }
-                        shape(request)
-                    },
-                    is_limit_exceeded,
-                )
+            let answer = send(token.expose().clone())
                 .await
                 .map_err(|error| ConnectorError::unavailable(format!("Salesforce: {error}")))?;
-            self.watch_limits(&stream.headers);
-            if stream.status.is_success() {
-                return Ok(stream);
-            }
-            if stream.status == StatusCode::UNAUTHORIZED && !renewed {
+            self.watch_limits(answer.headers());
+            if answer.status() == StatusCode::UNAUTHORIZED && !renewed {
                 tracing::info!(what, "Salesforce refused the access token; renewing it");
                 token = self
                     .tokens
@@ -271,12 +258,7 @@ impl Session {
                 renewed = true;
                 continue;
             }
-            // Not a success, so the body was already read whole.
-            let response = stream
-                .collect()
-                .await
-                .map_err(|error| ConnectorError::unavailable(format!("Salesforce: {error}")))?;
-            return Err(api_error(what, &self.profile, &response));
+            return Ok(answer);
         }
     }
 
@@ -551,6 +533,46 @@ impl TokenStore for WriteBack {
         *stored = next;
         tracing::info!(profile = %self.profile, "stored the renewed Salesforce tokens in the connector profile");
         Ok(())
+    }
+}
+
+/// A request to `url` with the bearer token and, when there is one, the query string.
+fn request(
+    client: &reqwest::Client,
+    method: &Method,
+    url: &str,
+    bearer: &str,
+    query: &[(&str, String)],
+) -> reqwest::RequestBuilder {
+    let request = client.request(method.clone(), url).bearer_auth(bearer);
+    if query.is_empty() {
+        request
+    } else {
+        request.query(query)
+    }
+}
+
+/// What [`Session::authorized`] needs of an answer, read whole or streamed.
+trait Answer {
+    fn status(&self) -> StatusCode;
+    fn headers(&self) -> &reqwest::header::HeaderMap;
+}
+
+impl Answer for HttpResponse {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+    fn headers(&self) -> &reqwest::header::HeaderMap {
+        &self.headers
+    }
+}
+
+impl Answer for HttpStream {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+    fn headers(&self) -> &reqwest::header::HeaderMap {
+        &self.headers
     }
 }
 
