@@ -1,233 +1,49 @@
 //! Which task operators each source connector accepts (spec §B.4).
 //!
 //! `connectorOperator` is a union keyed by the *source* connector, and each key has its own
-//! operator enum in the model. The tables below are those enums mapped onto the shared
-//! [`Operator`] enum, in model order; a test keeps them in step with the generated types.
+//! operator enum in the model. [`operators_for`] maps those generated enums onto the shared
+//! [`Operator`] enum, in model order.
 
-use sluice_api_model::{ConnectorOperator, ConnectorType, Operator};
+use std::sync::LazyLock;
 
-use Operator::*;
+use sluice_api_model::{self as model, ConnectorOperator, ConnectorType, Operator};
 
-const AMPLITUDE: &[Operator] = &[Between];
-const GOOGLE_ANALYTICS: &[Operator] = &[Projection, Between];
-/// Datadog, Dynatrace and Infor Nexus share one operator set.
-const DATADOG: &[Operator] = &[
-    Projection,
-    Between,
-    EqualTo,
-    Addition,
-    Multiplication,
-    Division,
-    Subtraction,
-    MaskAll,
-    MaskFirstN,
-    MaskLastN,
-    ValidateNonNull,
-    ValidateNonZero,
-    ValidateNonNegative,
-    ValidateNumeric,
-    NoOp,
-];
-const MARKETO: &[Operator] = &[
-    Projection,
-    LessThan,
-    GreaterThan,
-    Between,
-    Addition,
-    Multiplication,
-    Division,
-    Subtraction,
-    MaskAll,
-    MaskFirstN,
-    MaskLastN,
-    ValidateNonNull,
-    ValidateNonZero,
-    ValidateNonNegative,
-    ValidateNumeric,
-    NoOp,
-];
-const PARDOT: &[Operator] = &[
-    Projection,
-    EqualTo,
-    NoOp,
-    Addition,
-    Multiplication,
-    Division,
-    Subtraction,
-    MaskAll,
-    MaskFirstN,
-    MaskLastN,
-    ValidateNonNull,
-    ValidateNonZero,
-    ValidateNonNegative,
-    ValidateNumeric,
-];
-const S3: &[Operator] = &[
-    Projection,
-    LessThan,
-    GreaterThan,
-    Between,
-    LessThanOrEqualTo,
-    GreaterThanOrEqualTo,
-    EqualTo,
-    NotEqualTo,
-    Addition,
-    Multiplication,
-    Division,
-    Subtraction,
-    MaskAll,
-    MaskFirstN,
-    MaskLastN,
-    ValidateNonNull,
-    ValidateNonZero,
-    ValidateNonNegative,
-    ValidateNumeric,
-    NoOp,
-];
-const SAP_ODATA: &[Operator] = &[
-    Projection,
-    LessThan,
-    Contains,
-    GreaterThan,
-    Between,
-    LessThanOrEqualTo,
-    GreaterThanOrEqualTo,
-    EqualTo,
-    NotEqualTo,
-    Addition,
-    Multiplication,
-    Division,
-    Subtraction,
-    MaskAll,
-    MaskFirstN,
-    MaskLastN,
-    ValidateNonNull,
-    ValidateNonZero,
-    ValidateNonNegative,
-    ValidateNumeric,
-    NoOp,
-];
-const SERVICE_NOW: &[Operator] = &[
-    Projection,
-    Contains,
-    LessThan,
-    GreaterThan,
-    Between,
-    LessThanOrEqualTo,
-    GreaterThanOrEqualTo,
-    EqualTo,
-    NotEqualTo,
-    Addition,
-    Multiplication,
-    Division,
-    Subtraction,
-    MaskAll,
-    MaskFirstN,
-    MaskLastN,
-    ValidateNonNull,
-    ValidateNonZero,
-    ValidateNonNegative,
-    ValidateNumeric,
-    NoOp,
-];
-/// Singular and Trend Micro share one operator set.
-const SINGULAR: &[Operator] = &[
-    Projection,
-    EqualTo,
-    Addition,
-    Multiplication,
-    Division,
-    Subtraction,
-    MaskAll,
-    MaskFirstN,
-    MaskLastN,
-    ValidateNonNull,
-    ValidateNonZero,
-    ValidateNonNegative,
-    ValidateNumeric,
-    NoOp,
-];
-const SLACK: &[Operator] = &[
-    Projection,
-    LessThan,
-    GreaterThan,
-    Between,
-    LessThanOrEqualTo,
-    GreaterThanOrEqualTo,
-    EqualTo,
-    Addition,
-    Multiplication,
-    Division,
-    Subtraction,
-    MaskAll,
-    MaskFirstN,
-    MaskLastN,
-    ValidateNonNull,
-    ValidateNonZero,
-    ValidateNonNegative,
-    ValidateNumeric,
-    NoOp,
-];
-/// Salesforce accepts every operator (its enum lists them in its own order).
-const SALESFORCE: &[Operator] = &[
-    Projection,
-    LessThan,
-    Contains,
-    GreaterThan,
-    Between,
-    LessThanOrEqualTo,
-    GreaterThanOrEqualTo,
-    EqualTo,
-    NotEqualTo,
-    Addition,
-    Multiplication,
-    Division,
-    Subtraction,
-    MaskAll,
-    MaskFirstN,
-    MaskLastN,
-    ValidateNonNull,
-    ValidateNonZero,
-    ValidateNonNegative,
-    ValidateNumeric,
-    NoOp,
-];
-/// Veeva and custom connectors accept every operator, in the shared enum's order.
-const ALL: &[Operator] = Operator::ALL;
-const ZENDESK: &[Operator] = &[
-    Projection,
-    GreaterThan,
-    Addition,
-    Multiplication,
-    Division,
-    Subtraction,
-    MaskAll,
-    MaskFirstN,
-    MaskLastN,
-    ValidateNonNull,
-    ValidateNonZero,
-    ValidateNonNegative,
-    ValidateNumeric,
-    NoOp,
-];
+/// The operators of one per-connector enum (`ALL`, in model order) as shared [`Operator`]s,
+/// converted once. Every per-connector spelling is also an `Operator`.
+macro_rules! table {
+    ($enum:ty) => {{
+        static TABLE: LazyLock<Vec<Operator>> = LazyLock::new(|| {
+            <$enum>::ALL
+                .iter()
+                .filter_map(|op| Operator::parse(op.as_str()))
+                .collect()
+        });
+        TABLE.as_slice()
+    }};
+}
 
 /// The operators a source connector accepts in `connectorOperator`. Connectors that cannot be
 /// a source (Redshift, Snowflake, EventBridge, ...) accept none.
 pub fn operators_for(source: ConnectorType) -> &'static [Operator] {
     match source {
-        ConnectorType::Amplitude => AMPLITUDE,
-        ConnectorType::Googleanalytics => GOOGLE_ANALYTICS,
-        ConnectorType::Datadog | ConnectorType::Dynatrace | ConnectorType::Infornexus => DATADOG,
-        ConnectorType::Marketo => MARKETO,
-        ConnectorType::Pardot => PARDOT,
-        ConnectorType::S3 => S3,
-        ConnectorType::SAPOData => SAP_ODATA,
-        ConnectorType::Servicenow => SERVICE_NOW,
-        ConnectorType::Singular | ConnectorType::Trendmicro => SINGULAR,
-        ConnectorType::Slack => SLACK,
-        ConnectorType::Salesforce => SALESFORCE,
-        ConnectorType::Veeva | ConnectorType::CustomConnector => ALL,
-        ConnectorType::Zendesk => ZENDESK,
+        ConnectorType::Amplitude => table!(model::AmplitudeConnectorOperator),
+        ConnectorType::Googleanalytics => table!(model::GoogleAnalyticsConnectorOperator),
+        ConnectorType::Datadog => table!(model::DatadogConnectorOperator),
+        ConnectorType::Dynatrace => table!(model::DynatraceConnectorOperator),
+        ConnectorType::Infornexus => table!(model::InforNexusConnectorOperator),
+        ConnectorType::Marketo => table!(model::MarketoConnectorOperator),
+        ConnectorType::Pardot => table!(model::PardotConnectorOperator),
+        ConnectorType::S3 => table!(model::S3ConnectorOperator),
+        ConnectorType::SAPOData => table!(model::SAPODataConnectorOperator),
+        ConnectorType::Servicenow => table!(model::ServiceNowConnectorOperator),
+        ConnectorType::Singular => table!(model::SingularConnectorOperator),
+        ConnectorType::Trendmicro => table!(model::TrendmicroConnectorOperator),
+        ConnectorType::Slack => table!(model::SlackConnectorOperator),
+        ConnectorType::Salesforce => table!(model::SalesforceConnectorOperator),
+        ConnectorType::Veeva => table!(model::VeevaConnectorOperator),
+        ConnectorType::Zendesk => table!(model::ZendeskConnectorOperator),
+        // Custom connectors accept every operator, in the shared enum's order.
+        ConnectorType::CustomConnector => Operator::ALL,
         ConnectorType::Redshift
         | ConnectorType::Snowflake
         | ConnectorType::EventBridge
@@ -266,6 +82,7 @@ mod tests {
 
     use super::*;
     use crate::connectors::union_key;
+    use Operator::*;
 
     fn as_operators(values: &[&str]) -> Vec<Operator> {
         values.iter().map(|v| Operator::parse(v).unwrap()).collect()
