@@ -631,28 +631,46 @@ pub(crate) async fn set_last_run_locked(
     flow_name: &str,
     details: model::ExecutionDetails,
 ) {
+    edit_flow_locked(store, flow_name, "its last run", |document| {
+        document.describe.last_run_execution_details = Some(details);
+        true
+    })
+    .await;
+}
+
+/// A bookkeeping edit of a flow's document (last run, source fields): `edit` changes it and
+/// says whether there is anything to write. The flow's own `lastUpdatedAt` stays the user's.
+/// Failures are logged (naming `what` was recorded), never returned: the run they follow has
+/// already ended. The caller holds the flow lock.
+pub(crate) async fn edit_flow_locked(
+    store: &dyn MetadataStore,
+    flow_name: &str,
+    what: &str,
+    edit: impl FnOnce(&mut FlowDocument) -> bool,
+) {
     let flow = match store.get_flow(flow_name).await {
         Ok(Some(flow)) => flow,
         Ok(None) => return,
         Err(error) => {
-            tracing::warn!(%error, flow_name, "cannot read flow to record its last run");
+            tracing::warn!(%error, flow_name, "cannot read the flow to record {what}");
             return;
         }
     };
     let Ok(mut document) = FlowDocument::from_record(&flow) else {
         return;
     };
-    document.describe.last_run_execution_details = Some(details);
+    if !edit(&mut document) {
+        return;
+    }
     let Ok(value) = document.to_value() else {
         return;
     };
-    // Only the last-run details change: the flow's own lastUpdatedAt stays untouched.
     let updated = sluice_metastore::FlowRecord {
         document: value,
         ..flow
     };
     if let Err(error) = store.update_flow(&updated).await {
-        tracing::warn!(%error, flow_name, "cannot record the flow's last run");
+        tracing::warn!(%error, flow_name, "cannot record {what}");
     }
 }
 

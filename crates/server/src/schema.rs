@@ -21,6 +21,7 @@ use sluice_metastore::MetadataStore;
 use sluice_pipeline::RunSpec;
 
 use crate::documents::FlowDocument;
+use crate::runs::edit_flow_locked;
 
 /// What a run of a dynamic-field flow needs to decide its schema version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -135,52 +136,34 @@ pub(crate) async fn record_fields_locked(
     run_version: i64,
     seen: &[String],
 ) {
-    let flow = match store.get_flow(flow_name).await {
-        Ok(Some(flow)) => flow,
-        Ok(None) => return,
-        Err(error) => {
-            tracing::warn!(%error, flow_name, "cannot read the flow to record its source fields");
-            return;
+    edit_flow_locked(store, flow_name, "its source fields", |document| {
+        let stored_version = document.schema_version();
+        let Some((fields, version)) = merged(
+            &document.internal.source_fields,
+            stored_version,
+            base_version,
+            run_version,
+            seen,
+        ) else {
+            return false;
+        };
+        if version != stored_version {
+            let added: Vec<&String> = fields
+                .iter()
+                .filter(|field| !document.internal.source_fields.contains(field))
+                .collect();
+            tracing::info!(
+                flow_name,
+                schema_version = version,
+                ?added,
+                "new source fields: schemaVersion increased"
+            );
         }
-    };
-    let Ok(mut document) = FlowDocument::from_record(&flow) else {
-        return;
-    };
-    let stored_version = document.schema_version();
-    let Some((fields, version)) = merged(
-        &document.internal.source_fields,
-        stored_version,
-        base_version,
-        run_version,
-        seen,
-    ) else {
-        return;
-    };
-    if version != stored_version {
-        let added: Vec<&String> = fields
-            .iter()
-            .filter(|field| !document.internal.source_fields.contains(field))
-            .collect();
-        tracing::info!(
-            flow_name,
-            schema_version = version,
-            ?added,
-            "new source fields: schemaVersion increased"
-        );
-    }
-    document.internal.source_fields = fields;
-    document.describe.schema_version = Some(version);
-    let Ok(value) = document.to_value() else {
-        return;
-    };
-    // A bookkeeping write: the flow's lastUpdatedAt stays the user's.
-    let updated = sluice_metastore::FlowRecord {
-        document: value,
-        ..flow
-    };
-    if let Err(error) = store.update_flow(&updated).await {
-        tracing::warn!(%error, flow_name, "cannot record the flow's source fields");
-    }
+        document.internal.source_fields = fields;
+        document.describe.schema_version = Some(version);
+        true
+    })
+    .await;
 }
 
 /// The entity a source reads, for telling whether an update points the flow elsewhere.
