@@ -171,7 +171,10 @@ impl HttpClient {
         B: Fn(&reqwest::Client) -> RequestBuilder,
         R: Fn(&HttpResponse) -> bool,
     {
-        match self.attempt_until_settled(what, build, retryable, false).await? {
+        match self
+            .attempt_until_settled(what, build, retryable, false)
+            .await?
+        {
             Attempt::Read(response) => Ok(response),
             // Not produced when success bodies are read whole; reading it is still right.
             Attempt::Live(response) => HttpStream::live(what, response).collect().await,
@@ -287,7 +290,10 @@ impl HttpClient {
         R: Fn(&HttpResponse) -> bool,
     {
         Ok(
-            match self.attempt_until_settled(what, build, retryable, true).await? {
+            match self
+                .attempt_until_settled(what, build, retryable, true)
+                .await?
+            {
                 Attempt::Live(response) => HttpStream::live(what, response),
                 Attempt::Read(response) => HttpStream::read(what, response),
             },
